@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make quick` (small paper) and `make test` (test suite).
+# Both create the project's environment in .venv first if it is missing or out of date.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: env quick paper tex test lint clean-quick
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The small profile: E1 and E2 at reduced size on the embedded mnist10k sample, CPU only;
+# then its PDF when TeX is installed (`make tex`), else a note that the PDF was skipped.
+quick: env
+	$(BIN)/snakemake --profile profiles/quick
+	@if command -v latexmk >/dev/null 2>&1; then \
+		$(BIN)/snakemake --profile profiles/quick results/paper/paper.pdf; \
+	else \
+		echo "latexmk not found: figures and tables are built, the PDF is not (make tex installs TeX)"; \
+	fi
+
+# The whole paper as configured in config.yaml, and its PDF (needs TeX: `make tex`).
+paper: env
+	$(BIN)/snakemake --cores all all results/paper/paper.pdf
+
+# The TeX that builds results/paper/paper.pdf: latexmk + the minimal TeX Live packages with
+# booktabs, graphicx, caption, hyperref, geometry (Debian/Ubuntu, about 160 MB installed).
+TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tex:
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y --no-install-recommends $(TEX_PACKAGES)
+
+test: env
+	$(BIN)/python -m pytest
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint --cores 1

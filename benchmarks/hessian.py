@@ -1,0 +1,270 @@
+"""Hessian engines side by side: PyHessian 0.1 vs the native engine, in one run.
+
+For each setting (LeNet-5 on 10,000 MNIST-shaped images; ResNet18 on 1,280 CIFAR-sized
+images) and the same model, data and iteration counts:
+- one gradient over the data, and one HVP: native forward-over-reverse, native double
+  backward, native batched (per probe, ``--probe-batch`` probes per vmap call), PyHessian;
+- top eigenvalue: PyHessian power iteration (``--eig-iters`` iterations at most, tol) vs
+  native Lanczos (same step budget and tol); both report the eigenvalue and HVPs used;
+- trace: ``--trace-probes`` Rademacher probes each;
+- density: ``--density-steps`` Lanczos steps x ``--density-probes`` probes each.
+Times are wall-clock medians (CUDA synchronised). MNIST images come from the repository's
+``resources/mnist10k`` (MNIST's official test set) when present, else random; CIFAR-sized
+images are random (shapes matter for timing, not content).
+
+Usage: ``python benchmarks/hessian.py [--device cuda] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from minima.hessian import (  # noqa: E402
+    FunctionalLoss,
+    HessianOperator,
+    PyHessianSession,
+    hutchinson_trace,
+    lanczos_eigen,
+    slq_nodes,
+)
+
+# ----------------------------------------------------------------------------- models/data
+
+
+def build(name: str) -> nn.Module:
+    """LeNet-5 (ReLU, max-pool) or ResNet18 (CIFAR stem), from minima.models if present."""
+    try:
+        from minima.models import build_model
+    except ImportError:
+        build_model = None
+    if name == "lenet5":
+        if build_model is not None:
+            return build_model(
+                {"name": "lenet5", "activation": "relu", "pool": "max"},
+                in_channels=1,
+                image_size=28,
+                num_classes=10,
+            )
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )  # fmt: skip
+    if build_model is not None:
+        return build_model(
+            {"name": "resnet18", "stem": "cifar"}, in_channels=3, image_size=32, num_classes=10
+        )
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def mnist_images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
+    folder = ROOT / "resources" / "mnist10k"
+    images, labels = folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz"
+    if images.exists() and labels.exists() and n <= 10000:
+        with gzip.open(images) as fx, gzip.open(labels) as fy:
+            x = np.frombuffer(fx.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+            y = np.frombuffer(fy.read(), np.uint8, offset=8)
+        x = torch.from_numpy(x[:n].astype(np.float32) / 255.0)
+        x = (x - x.mean()) / x.std()
+        return x, torch.from_numpy(y[:n].astype(np.int64)), "MNIST test images (mnist10k)"
+    x = torch.randn(n, 1, 28, 28, generator=gen)
+    return x, torch.randint(0, 10, (n,), generator=gen), "random MNIST-shaped images"
+
+
+def cifar_images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
+    x = torch.randn(n, 3, 32, 32, generator=gen)
+    return x, torch.randint(0, 10, (n,), generator=gen), "random CIFAR-sized images"
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int = 3) -> tuple[float, object]:
+    """Median seconds over ``repeats`` calls after one warm-up call, and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        out = fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def once(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - start, out
+
+
+# ----------------------------------------------------------------------------- one setting
+
+
+def bench(name: str, model: nn.Module, batches, device: torch.device, args) -> None:
+    n = sum(int(x.shape[0]) for x, _ in batches)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"\n== {name}: {n_params:,} parameters, {n} images in {len(batches)} batches ==")
+    loss_fn = F.cross_entropy
+    op = HessianOperator(model, loss_fn, batches, device=device)
+    op_db = HessianOperator(model, loss_fn, batches, device=device, method="double_backward")
+    v = torch.randn(1, op.n_params, device=device)
+    V = torch.randn(args.probe_batch, op.n_params, device=device)
+    t_grad, _ = timed(lambda: FunctionalLoss.gradient(op), device, args.repeats)
+    t_fr, _ = timed(lambda: op.matmat(v), device, args.repeats)
+    print(f"  HVP method chosen by auto: {op.method}")
+    t_db, _ = timed(lambda: op_db.matmat(v), device, args.repeats)
+    t_batch, _ = timed(lambda: op.matmat(V), device, args.repeats)
+    with PyHessianSession(model, loss_fn, batches, device=device) as session:
+        hess = session.hessian
+        vv = [
+            t.reshape(p.shape)
+            for t, p in zip(torch.split(v[0], op.numels), hess.params, strict=True)
+        ]
+        if len(batches) > 1:
+            t_py, _ = timed(lambda: hess.dataloader_hv_product(vv), device, args.repeats)
+        else:
+            from pyhessian.utils import hessian_vector_product
+
+            t_py, _ = timed(
+                lambda: hessian_vector_product(hess.gradsH, hess.params, vv), device, args.repeats
+            )
+    print(f"  one gradient (all data)           {t_grad * 1e3:9.1f} ms")
+    rows = [
+        ("native fwd-over-rev", t_fr),
+        ("native double backward", t_db),
+        (f"native batched ({args.probe_batch}/call), per probe", t_batch / args.probe_batch),
+        ("PyHessian", t_py),
+    ]
+    for label, t in rows:
+        print(f"  one HVP: {label:38s} {t * 1e3:9.1f} ms  = {t / t_grad:5.2f} x gradient")
+
+    print(f"  {'analysis':12s} {'PyHessian s':>12s} {'native s':>10s} {'ratio':>7s}   values")
+    # top eigenvalue: same budget of iterations and the same tolerance
+    calls = {"n": 0}
+    with PyHessianSession(model, loss_fn, batches, device=device, seed=0) as session:
+        inner = session.hessian.dataloader_hv_product
+
+        def counted(w):
+            calls["n"] += 1
+            return inner(w)
+
+        session.hessian.dataloader_hv_product = counted
+        t_pe, (pe, _) = once(
+            lambda: session.eigenvalues(1, tol=args.tol, max_iter=args.eig_iters), device
+        )
+    op = HessianOperator(model, loss_fn, batches, device=device)
+    t_ne, ne = once(
+        lambda: lanczos_eigen(op, 1, which="LM", tol=args.tol, max_iter=args.eig_iters), device
+    )
+    n_py = calls["n"] if len(batches) > 1 else "?"
+    print(
+        f"  {'top eig':12s} {t_pe:12.2f} {t_ne:10.2f} {t_pe / t_ne:7.2f}   "
+        f"PyHessian {pe[0]:.5g} ({n_py} HVPs) | native {ne.eigenvalues[0]:.5g} "
+        f"({ne.n_hvp} HVPs incl. residual, converged={ne.converged})"
+    )
+    # trace: the same number of probes
+    with PyHessianSession(model, loss_fn, batches, device=device, seed=0) as session:
+        t_pt, pt = once(lambda: session.trace_samples(args.trace_probes), device)
+    t_nt, nt = once(
+        lambda: hutchinson_trace(op, args.trace_probes, probe_batch=args.probe_batch), device
+    )
+    pse = pt.std(ddof=1) / np.sqrt(pt.size) if pt.size > 1 else float("nan")
+    print(
+        f"  {'trace':12s} {t_pt:12.2f} {t_nt:10.2f} {t_pt / t_nt:7.2f}   "
+        f"PyHessian {pt.mean():.5g} +- {pse:.2g} | native {nt.estimate:.5g} +- {nt.stderr:.2g}"
+        f" ({args.trace_probes} probes each)"
+    )
+    # density: the same steps and probes
+    with PyHessianSession(model, loss_fn, batches, device=device, seed=0) as session:
+        t_pd, (pn, _) = once(
+            lambda: session.density_nodes(args.density_steps, args.density_probes), device
+        )
+    t_nd, (nn_, _) = once(
+        lambda: slq_nodes(
+            op, args.density_steps, args.density_probes, probe_batch=args.density_probes
+        ),
+        device,
+    )
+    print(
+        f"  {'density':12s} {t_pd:12.2f} {t_nd:10.2f} {t_pd / t_nd:7.2f}   "
+        f"largest node PyHessian {max(t.max() for t in pn):.5g} | native "
+        f"{max(t.max() for t in nn_):.5g} ({args.density_steps} steps x "
+        f"{args.density_probes} probes each)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke version")
+    parser.add_argument("--lenet-images", type=int, default=10000)
+    parser.add_argument("--lenet-batch", type=int, default=1000)
+    parser.add_argument("--resnet-images", type=int, default=1280)
+    parser.add_argument("--resnet-batch", type=int, default=128)
+    parser.add_argument("--eig-iters", type=int, default=100)
+    parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--trace-probes", type=int, default=50)
+    parser.add_argument("--density-steps", type=int, default=50)
+    parser.add_argument("--density-probes", type=int, default=2)
+    parser.add_argument("--probe-batch", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", choices=["lenet5", "resnet18"], action="append", default=[])
+    args = parser.parse_args()
+    if args.quick:
+        args.lenet_images, args.lenet_batch = 512, 256
+        args.resnet_images, args.resnet_batch = 16, 8
+        args.eig_iters, args.trace_probes = 8, 4
+        args.density_steps, args.density_probes = 5, 2
+        args.probe_batch, args.repeats = 2, 1
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"torch {torch.__version__}, device {device} ({gpu}), threads "
+        f"{torch.get_num_threads()}, float32, eval mode{', QUICK' if args.quick else ''}"
+    )
+    settings = [
+        ("lenet5", mnist_images, args.lenet_images, args.lenet_batch),
+        ("resnet18", cifar_images, args.resnet_images, args.resnet_batch),
+    ]
+    for name, data, n, batch in settings:
+        if name in args.skip:
+            continue
+        x, y, source = data(n, gen)
+        batches = [
+            (x[i : i + batch].to(device), y[i : i + batch].to(device)) for i in range(0, n, batch)
+        ]
+        model = build(name).to(device)
+        bench(f"{name}, {source}", model, batches, device, args)
+
+
+if __name__ == "__main__":
+    main()

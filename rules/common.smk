@@ -1,0 +1,477 @@
+# Config validation, wildcard constraints, and every input/target function of the workflow.
+import re
+import sys
+
+from snakemake.logging import logger
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+
+from minima import plan  # noqa: E402  (importable only after the path insert above)
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    plan.check_plan(config)
+except plan.ConfigError as error:
+    raise ValueError(f"config: {error}") from None
+for _run, _reason in plan.skipped_runs(config).items():
+    logger.warning(f"skipping run {_run}: {_reason}")
+
+
+def _alternatives(names):
+    return "|".join(re.escape(str(name)) for name in sorted(set(names), key=str))
+
+
+_ALL_KEYS = plan.run_keys(config, config["experiments"], include_skipped=True)
+
+
+wildcard_constraints:
+    exp=_alternatives(config["experiments"]),
+    model=_alternatives(key.model for key in _ALL_KEYS),
+    run=_alternatives(key.run for key in _ALL_KEYS),
+    run_a=_alternatives(key.run for key in _ALL_KEYS),
+    run_b=_alternatives(key.run for key in _ALL_KEYS),
+    measure="cka|cka_unbiased|svcca|pwcca|opd",
+    seed=r"\d+",
+    dataset=r"mnist|mnist10k|cifar10|cifar10_synthetic",
+
+
+RUN_DIR = "results/runs/{exp}/{model}/{run}/seed{seed}"
+
+
+def run_key(wildcards):
+    """The RunKey named by a job's wildcards."""
+    return plan.RunKey(
+        wildcards.exp, wildcards.model, wildcards.run, int(wildcards.seed)
+    )
+
+
+def run_path(key, name):
+    """A file of one run's folder."""
+    return f"results/runs/{key.path}/{name}"
+
+
+def manifest_path(dataset):
+    return f"results/data/{dataset}/manifest.json"
+
+
+def split_path(exp):
+    entry = config["experiments"][exp]
+    return f"results/data/{entry['dataset']}/splits/{exp}_seed{entry['data']['split_seed']}.npz"
+
+
+EMBEDDED_MNIST10K = f"{workflow.basedir}/resources/mnist10k"
+
+
+def download_inputs(wildcards):
+    """The embedded sample's files for mnist10k (so edits to them rerun); nothing otherwise."""
+    if wildcards.dataset != "mnist10k":
+        return []
+    names = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "MD5SUMS")
+    return [f"{EMBEDDED_MNIST10K}/{name}" for name in names]
+
+
+def embedded_dir(wildcards):
+    return EMBEDDED_MNIST10K if wildcards.dataset == "mnist10k" else None
+
+
+def dataset_mirrors(wildcards):
+    """Extra download locations of a dataset (config `mirrors`)."""
+    return config["mirrors"].get(wildcards.dataset, [])
+
+
+def experiment_data(wildcards):
+    """The experiment's data section (sizes and seed of its split)."""
+    return config["experiments"][wildcards.exp]["data"]
+
+
+def experiment_dataset(wildcards):
+    return config["experiments"][wildcards.exp]["dataset"]
+
+
+def split_inputs(wildcards):
+    return {"manifest": manifest_path(wildcards.dataset)}
+
+
+def init_inputs(wildcards):
+    exp = wildcards.exp
+    return {"manifest": manifest_path(config["experiments"][exp]["dataset"])}
+
+
+def model_spec(wildcards):
+    return plan.model_spec(config, wildcards.exp, wildcards.model)
+
+
+def train_inputs(wildcards):
+    """Data, split and starting weights of a run (another run's final weights if init_from)."""
+    key = run_key(wildcards)
+    source = plan.init_source(config, key)
+    if plan.run_settings(config, key.experiment, key.run)["pretrained"]:
+        init = f"results/runs/{key.experiment}/{key.model}/init/pretrained_seed{key.seed}.safetensors"
+    elif source is None:
+        init = (
+            f"results/runs/{key.experiment}/{key.model}/init/seed{key.seed}.safetensors"
+        )
+    else:
+        init = run_path(source, "final.safetensors")
+    dataset = config["experiments"][key.experiment]["dataset"]
+    return {
+        "manifest": manifest_path(dataset),
+        "split": split_path(key.experiment),
+        "init": init,
+    }
+
+
+def pretrained_inputs(wildcards):
+    """torchvision's ImageNet state dict named by config `pretrained_weights`."""
+    return {"source": config["pretrained_weights"]}
+
+
+def similarity_settings(wildcards):
+    return config["experiments"][wildcards.exp]["analyses"]["similarity"]
+
+
+def filter_layer(wildcards):
+    return similarity_settings(wildcards)["filter_layer"]
+
+
+def similarity_inputs(wildcards):
+    """The two compared runs' final weights, and the experiment's data and split."""
+    exp = wildcards.exp
+    dataset = config["experiments"][exp]["dataset"]
+    run_dir = f"results/runs/{exp}/{wildcards.model}"
+    return {
+        "weights_a": f"{run_dir}/{wildcards.run_a}/seed{wildcards.seed}/final.safetensors",
+        "weights_b": f"{run_dir}/{wildcards.run_b}/seed{wildcards.seed}/final.safetensors",
+        "manifest": manifest_path(dataset),
+        "split": split_path(exp),
+    }
+
+
+def similarity_targets(experiments):
+    """Tables and heatmaps of every compared pair and measure, filter images of every run."""
+    targets = []
+    for exp in experiments:
+        entry = config["experiments"][exp]
+        section = entry.get("analyses", {}).get("similarity")
+        if not section:
+            continue
+        for spec in entry["models"]:
+            model = plan.model_label(spec)
+            for seed in entry["seeds"]:
+                for run_a, run_b in plan.similarity_pairs(config, exp):
+                    pair = f"{run_a}__{run_b}"
+                    for measure in section["measures"]:
+                        targets.append(
+                            f"results/analysis/similarity/{exp}/{model}/seed{seed}/{pair}/{measure}.parquet"
+                        )
+                        stem = f"results/figures/{exp}/similarity/{model}/seed{seed}/{pair}_{measure}"
+                        targets += [f"{stem}.pdf", f"{stem}.png"]
+                for run in plan.similarity_runs(config, exp):
+                    stem = f"results/figures/{exp}/filters/{model}/{run}_seed{seed}"
+                    targets += [f"{stem}.pdf", f"{stem}.png"]
+    return targets
+
+
+def resolved_run(wildcards):
+    """The run's full settings; as a param, a change to them reruns exactly this run."""
+    return plan.resolve_run(config, run_key(wildcards))
+
+
+def run_outputs(keys):
+    names = ("final.safetensors", "final.json", "metrics.parquet")
+    return [run_path(key, name) for key in keys for name in names]
+
+
+def all_targets():
+    """Default target: every run and analysis of the selected experiments, the paper's
+    figures and tables (and its PDF if paper.build)."""
+    experiments = plan.selected_experiments(config)
+    return (
+        run_outputs(plan.run_keys(config))
+        + similarity_targets(experiments)
+        + curvature_targets(experiments)
+        + paper_targets()
+    )
+
+
+def resource(family, name):
+    """A job resource of a rule family, from config `resources`."""
+    return config["resources"][family][name]
+
+
+def train_group(wildcards):
+    """Job group of a training run: one per experiment (`train_<exp>`); none if cross-initialized.
+
+    Only cluster execution uses it: `--group-components train_e2=10` packs ten E2 runs into one
+    SLURM job that trains them one after another (profiles/slurm, docs/cluster.md), so short runs
+    do not become hundreds of tiny jobs. A run started from another run's weights stays out:
+    grouped, it would always share a job with its source, their time limits added up.
+    """
+    if plan.init_source(config, run_key(wildcards)) is not None:
+        return None
+    return f"train_{wildcards.exp}"
+
+
+# ---- Paper: figures, tables, generated LaTeX sections and the PDF (rules/paper.smk) ----
+from minima.report import spec as paper_spec  # noqa: E402
+
+try:
+    paper_spec.check_paper(config)
+except plan.ConfigError as error:
+    raise ValueError(f"config: {error}") from None
+
+PAPER = paper_spec.paper_section(config)
+# One color per run label across every figure (fixed map, fallbacks, paper.colors).
+PAPER_COLORS = paper_spec.run_colors(config)
+PAPER_TEMPLATE = f"{workflow.basedir}/paper/paper.tex"
+# Functions exp -> list of {name, path, caption, bands} adding figures (or tables) made by
+# other stages to an experiment's paper section; a stage appends its own in its .smk file.
+PAPER_FIGURE_HOOKS = []
+PAPER_TABLE_HOOKS = []
+
+
+def _one_of(names):
+    """Wildcard regex matching exactly these names (none: a regex that never matches)."""
+    return _alternatives(names) if names else "(?!)"
+
+
+def paper_experiments():
+    """Experiments in the paper, in order (config paper.experiments, else the built ones)."""
+    return paper_spec.paper_experiments(config)
+
+
+def _paper_run_files(exp, name, runs=None, models=None):
+    """A file of each (not skipped) run of `exp`, optionally only the named runs/models."""
+    return [
+        run_path(key, name)
+        for key in plan.run_keys(config, [exp])
+        if (runs is None or key.run in runs) and (models is None or key.model in models)
+    ]
+
+
+def figure_spec(wildcards):
+    """A figure's config entry (experiments.<exp>.figures.<figure>), runs in config order."""
+    return paper_spec.entry(config, wildcards.exp, "figures", wildcards.figure)
+
+
+def figure_inputs(wildcards):
+    """The metrics tables of exactly the runs a training figure draws."""
+    spec = figure_spec(wildcards)
+    files = _paper_run_files(
+        wildcards.exp, "metrics.parquet", spec["runs"], spec["models"]
+    )
+    return {"metrics": files}
+
+
+def figure_caption(wildcards):
+    return paper_spec.default_caption(figure_spec(wildcards))
+
+
+def table_spec(wildcards):
+    """A table's config entry (experiments.<exp>.tables.<table>), runs in config order."""
+    return paper_spec.entry(config, wildcards.exp, "tables", wildcards.table)
+
+
+def table_inputs(wildcards):
+    """Metrics and final.json of exactly the runs a table shows."""
+    spec = table_spec(wildcards)
+    runs, models = spec["runs"], spec["models"]
+    return {
+        "metrics": _paper_run_files(wildcards.exp, "metrics.parquet", runs, models),
+        "finals": _paper_run_files(wildcards.exp, "final.json", runs, models),
+    }
+
+
+def table_caption(wildcards):
+    return paper_spec.default_caption(table_spec(wildcards))
+
+
+def figure_files(exp):
+    """PDF and PNG of every figure listed for `exp` (any kind)."""
+    return [
+        f"results/figures/{exp}/{name}.{ext}"
+        for name in paper_spec.figures(config, exp)
+        for ext in ("pdf", "png")
+    ]
+
+
+def table_files(exp):
+    return [
+        f"results/tables/{exp}/{name}.tex" for name in paper_spec.tables(config, exp)
+    ]
+
+
+def paper_figures(exp):
+    """Figures of an experiment's paper section: its configured ones, then the hooks'."""
+    entries = [
+        {
+            "name": name,
+            "path": f"results/figures/{exp}/{name}.pdf",
+            "caption": paper_spec.default_caption(spec),
+            "bands": spec["kind"] in paper_spec.TRAINING_FIGURE_KINDS,
+        }
+        for name, spec in paper_spec.figures(config, exp).items()
+    ]
+    return entries + [entry for hook in PAPER_FIGURE_HOOKS for entry in hook(exp)]
+
+
+def paper_tables(exp):
+    """Tables of an experiment's paper section: its configured ones, then the hooks'."""
+    entries = [
+        {
+            "name": name,
+            "path": f"results/tables/{exp}/{name}.tex",
+            "caption": paper_spec.default_caption(spec),
+        }
+        for name, spec in paper_spec.tables(config, exp).items()
+    ]
+    return entries + [entry for hook in PAPER_TABLE_HOOKS for entry in hook(exp)]
+
+
+def section_figures(wildcards):
+    return paper_figures(wildcards.exp)
+
+
+def section_tables(wildcards):
+    return paper_tables(wildcards.exp)
+
+
+def section_inputs(wildcards):
+    """The final.json of every run of the experiment (what-was-run facts)."""
+    return {"finals": _paper_run_files(wildcards.exp, "final.json")}
+
+
+def section_skipped(wildcards):
+    """Runs of the experiment that are not made here, and why (said in the paper)."""
+    entry = config["experiments"][wildcards.exp]
+    reasons = {
+        run: plan.skip_reason(config, wildcards.exp, run) for run in entry["runs"]
+    }
+    return {run: reason for run, reason in reasons.items() if reason}
+
+
+def experiment_title(wildcards):
+    return config["experiments"][wildcards.exp].get("title", wildcards.exp)
+
+
+def paper_inputs(wildcards):
+    """Everything the PDF shows: the generated sections, every figure and table."""
+    exps = paper_experiments()
+    return {
+        "template": PAPER_TEMPLATE,
+        "overview": "results/paper/sections/what_was_run.tex",
+        "sections": [f"results/paper/sections/{exp}.tex" for exp in exps],
+        "figures": [entry["path"] for exp in exps for entry in paper_figures(exp)],
+        "tables": [entry["path"] for exp in exps for entry in paper_tables(exp)],
+    }
+
+
+def paper_targets():
+    """Figures and tables of the paper's experiments; the PDF too if paper.build is true."""
+    targets = [
+        f for exp in paper_experiments() for f in figure_files(exp) + table_files(exp)
+    ]
+    if PAPER["build"]:
+        targets.append("results/paper/paper.pdf")
+    return targets
+
+
+# ---- Curvature analyses: spectrum, landscape, sharpness, eigenpairs (rules/hessian.smk) ----
+
+
+def curvature_settings(kind, keys=None, drop=()):
+    """Params function: one run's analyses.<kind> settings (minima.plan.analysis_settings),
+    only `keys` (or all but `drop`), so editing another key does not rerun the job."""
+
+    def settings(wildcards):
+        full = plan.analysis_settings(config, wildcards.exp, kind, wildcards.run)
+        names = keys if keys is not None else [k for k in full if k not in drop]
+        return {name: full[name] for name in names}
+
+    return settings
+
+
+def hessian_engine(*keys):
+    """Params value: the named keys of config `hessian` (only those the rule uses)."""
+    return {key: config["hessian"][key] for key in keys}
+
+
+def run_std_scale(wildcards):
+    """The run's normalisation std_scale: an analysis sees the inputs the run trained on."""
+    return plan.run_settings(config, wildcards.exp, wildcards.run)["data"]["std_scale"]
+
+
+def final_model_inputs(wildcards):
+    """A run's final weights and final.json (its status), and the experiment's data."""
+    key = run_key(wildcards)
+    return {
+        "weights": run_path(key, "final.safetensors"),
+        "final": run_path(key, "final.json"),
+        "manifest": manifest_path(config["experiments"][key.experiment]["dataset"]),
+        "split": split_path(key.experiment),
+    }
+
+
+def eigenpairs_split(wildcards):
+    return split_path(wildcards.exp)
+
+
+def _eigenpairs_dir(key):
+    return f"results/analysis/eigenpairs/{key.path}"
+
+
+def eigenpairs_inputs(wildcards):
+    """A run's checkpoints folder, final.json, the fixed subset and the experiment's data."""
+    key = run_key(wildcards)
+    inputs = final_model_inputs(wildcards)
+    del inputs["weights"]
+    return {
+        **inputs,
+        "checkpoints": run_path(key, "checkpoints"),
+        "subset": f"{_eigenpairs_dir(key)}/subset.parquet",
+    }
+
+
+def subset_check_inputs(wildcards):
+    key = run_key(wildcards)
+    return {
+        **final_model_inputs(wildcards),
+        "subset": f"{_eigenpairs_dir(key)}/subset.parquet",
+    }
+
+
+def eigenpairs_collect_inputs(wildcards):
+    """The per-checkpoint tables of every analysed step of a run."""
+    key = run_key(wildcards)
+    steps = plan.eigenpair_steps(config, key.experiment, key.run)
+    return {
+        name: [f"{_eigenpairs_dir(key)}/step{step}/{name}.parquet" for step in steps]
+        for name in ("eigenvalues", "line_search_summary")
+    }
+
+
+CURVATURE_FILES = {
+    "spectrum": ("eigenvalues.parquet", "spectrum.json"),
+    "landscape": ("landscape.parquet", "landscape.json"),
+    "sharpness": ("sharpness.parquet", "sharpness.json"),
+    "eigenpairs": (
+        "eigenvalues.parquet",
+        "line_search_summary.parquet",
+        "subset_check.parquet",
+    ),
+}
+
+
+def curvature_targets(experiments):
+    """The curvature analyses of every analysed (not skipped) run of `experiments`."""
+    targets = []
+    for exp in experiments:
+        for kind, names in CURVATURE_FILES.items():
+            runs = set(plan.analysis_runs(config, exp, kind))
+            for key in plan.run_keys(config, [exp]):
+                if key.run in runs:
+                    targets += [
+                        f"results/analysis/{kind}/{key.path}/{n}" for n in names
+                    ]
+    return targets

@@ -1,0 +1,20 @@
+"""Rule `paper`: compile paper/paper.tex with the generated sections into the paper PDF."""
+
+import shutil
+from pathlib import Path
+
+from _job import start
+
+log = start(snakemake)
+
+from minima.report.build import build_pdf  # noqa: E402
+from minima.report.files import atomic_path, write_text  # noqa: E402
+from minima.report.sections import body, front_matter  # noqa: E402
+
+build_dir = Path(snakemake.params.build_dir)
+write_text(build_dir / "front.tex", front_matter(snakemake.params.title))
+write_text(build_dir / "body.tex", body([snakemake.input.overview, *snakemake.input.sections]))
+pdf = build_pdf(snakemake.input.template, out_dir=build_dir, search_path=[build_dir])
+with atomic_path(snakemake.output.pdf) as tmp:
+    shutil.copyfile(pdf, tmp)
+log.info("paper -> %s (LaTeX log: %s)", snakemake.output.pdf, build_dir / "paper.log")

@@ -1,0 +1,173 @@
+"""The paper stage as a workflow: partial rebuilds, and the tiny paper built end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from minima.report import style
+from minima.report.metrics import metric
+from tests.test_report_tables import assert_cell_matches, body_rows, header_cells
+from tests.workflow_helpers import REPO, planned_jobs, snakemake
+
+TINY = ("tests/configs/tiny.yaml",)
+TINY_PAPER = ("tests/configs/tiny.yaml", "tests/configs/tiny_paper.yaml")
+PDF = "results/paper/paper.pdf"
+NO_TEX = shutil.which("latexmk") is None or shutil.which("pdflatex") is None
+
+
+def merged_config(*files: str) -> dict:
+    """config.yaml with the given files merged over it (as Snakemake merges them)."""
+
+    def merge(base: dict, over: dict) -> dict:
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+        return base
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in files:
+        merge(config, yaml.safe_load((REPO / name).read_text()))
+    return config
+
+
+def trained_runs(output: str) -> set[str]:
+    return set(re.findall(r"wildcards: exp=\w+, model=\w+, run=([\w.+-]+), seed=\d+", output))
+
+
+def test_one_figure_plans_exactly_its_ancestors(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/figures/e3/normalization.pdf")
+    assert planned_jobs(result.stdout) == {
+        "download": 1,
+        "split": 1,
+        "init_weights": 1,
+        "train": 3,
+        "figure": 1,
+    }
+    assert trained_runs(result.stdout) == {"adahessian", "adahessian_std1e-4", "adahessian_std1e3"}
+
+
+def test_one_table_plans_its_runs_and_nothing_of_other_experiments(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/tables/e4/test_acc.tex")
+    jobs = planned_jobs(result.stdout)
+    assert jobs == {"download": 1, "split": 1, "init_weights": 6, "train": 24, "table": 1}
+    assert set(re.findall(r"wildcards: exp=(\w+)", result.stdout)) == {"e4"}
+
+
+def test_pdf_is_in_rule_all_only_when_paper_build_is_set(tmp_path):
+    without = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY).stdout)
+    assert "paper" not in without and without["figure"] == 5 and without["table"] == 3
+    with_pdf = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY_PAPER).stdout)
+    assert with_pdf["paper"] == 1 and with_pdf["paper_section"] == 2
+    assert with_pdf["paper_overview"] == 1
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    if NO_TEX:
+        pytest.skip("latexmk/pdflatex not installed: the PDF cannot be built (make tex)")
+    workdir = tmp_path_factory.mktemp("paper")
+    # the paper target: its figures, tables, sections and the runs they need (not the analyses
+    # of rule all, which other stages test)
+    snakemake(workdir, PDF, configfiles=TINY_PAPER, timeout=900)
+    return workdir
+
+
+def run_tables(workdir: Path, exp: str) -> pd.DataFrame:
+    """Last epoch of every run of ``exp``, read straight from the metrics tables."""
+    frames = [
+        pd.read_parquet(p)
+        for p in sorted(workdir.glob(f"results/runs/{exp}/*/*/seed*/metrics.parquet"))
+    ]
+    table = pd.concat(frames, ignore_index=True)
+    last = table.sort_values("epoch").groupby(["model", "run", "seed"]).tail(1).copy()
+    last["seconds_per_step"] = last["train_seconds"] / last["step"]
+    return last
+
+
+@pytest.mark.slow
+def test_tiny_paper_pdf_has_every_figure_and_table(built):
+    config = merged_config(*TINY_PAPER)
+    pdf = built / "results/paper/paper.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    aux = (built / "results/paper/build/paper.aux").read_text()
+    n_figures = sum(len(config["experiments"][e]["figures"]) for e in ("e1", "e2"))
+    n_tables = sum(len(config["experiments"][e]["tables"]) for e in ("e1", "e2"))
+    assert aux.count("\\@writefile{lof}") == n_figures == 5
+    assert aux.count("\\@writefile{lot}") == n_tables + 1  # + the "What was run" table
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"Figure {n_figures}:" in text and f"Figure {n_figures + 1}:" not in text
+        assert "mnist10k" in text and "not full MNIST" in text  # says what was run
+        assert "2 seeds" in text and "(CPU)" in text
+
+
+@pytest.mark.slow
+def test_tiny_paper_tables_equal_aggregates_of_the_run_tables(built):
+    config = merged_config(*TINY_PAPER)
+    checked = 0
+    for exp in ("e1", "e2"):
+        last = run_tables(built, exp)
+        runs = list(config["experiments"][exp]["runs"])
+        for name, entry in config["experiments"][exp]["tables"].items():
+            tex = (built / f"results/tables/{exp}/{name}.tex").read_text()
+            rows = body_rows(tex)
+            assert [row[0] for row in rows] == [style.display_name(r) for r in runs]
+            metrics = entry["metrics"]
+            header = header_cells(tex)
+            columns = [header.index(metric(m).header().replace("%", "\\%")) for m in metrics]
+            for row, run in zip(rows, runs, strict=True):
+                for column, name_ in zip(columns, metrics, strict=True):
+                    values = last[last.run == run][name_].to_numpy(dtype=float)
+                    assert len(values) == len(config["experiments"][exp]["seeds"])
+                    assert_cell_matches(row[column], values, name_)
+                    checked += 1
+    assert checked == 4 * 1 + 5 * 3 + 5 * 2
+
+
+@pytest.mark.slow
+def test_tiny_paper_report_groups_figures_by_experiment(built):
+    snakemake(built, "--report", "report.html", PDF, configfiles=TINY_PAPER, timeout=300)
+    html = (built / "report.html").read_text()
+    for exp, figure in (("e1", "grad_norm"), ("e2", "per_optimizer")):
+        assert f"results/figures/{exp}/{figure}.png" in html
+    assert re.search(r'"e1"', html) and re.search(r'"e2"', html)
+
+
+@pytest.mark.slow
+def test_missing_tex_fails_only_the_paper_job_saying_what_to_install(built, tmp_path):
+    # a PATH with every tool of this machine except latexmk and pdflatex
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for tool in os.listdir(folder):
+            target = shadow / tool
+            if tool not in ("latexmk", "pdflatex") and not target.exists():
+                target.symlink_to(Path(folder) / tool)
+    (built / "results/paper/paper.pdf").unlink()
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = str(shadow)
+    try:
+        result = snakemake(built, PDF, configfiles=TINY_PAPER, check=False, timeout=300)
+    finally:
+        os.environ["PATH"] = env_path
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "latexmk not found" in output and "texlive-latex-recommended" in output
+    assert "latexmk not found" in (built / "logs/paper/paper.log").read_text()
+    assert re.search(r"Error in rule paper\b", output)
+    assert not re.search(r"Error in rule (?!paper\b)", output)
+    assert (built / "results/figures/e2/per_optimizer.pdf").exists()

@@ -1,0 +1,75 @@
+"""E3 end to end on generated CIFAR-format images: cross-initialization, pretrained start,
+normalization study, similarity tables, heatmaps and filter images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from tests.workflow_helpers import planned_jobs, snakemake
+
+TINY_E3 = ("tests/configs/tiny_e3.yaml",)
+MEASURES = ("cka", "opd")
+
+
+def test_pretrained_runs_are_skipped_with_a_message_without_weights(tmp_path):
+    result = snakemake(tmp_path, "-n", configfiles=TINY_E3)
+    output = result.stdout + result.stderr
+    assert "skipping run e3/sgd_pretrained" in output
+    assert "pretrained_weights is null" in output
+    assert "pretrained_init" not in planned_jobs(result.stdout)
+    assert "run=sgd_pretrained" not in output
+
+
+@pytest.mark.slow
+def test_tiny_e3_end_to_end(tmp_path):
+    # A file in the shape of torchvision's ImageNet ResNet18 state dict (1000-class head).
+    weights = tmp_path / "resnet18_imagenet.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    # Ask for what the checks need, not all of E3: Snakemake plans only their ancestors.
+    compared = ["sgd", "adahessian", "sgd_from_adahessian", "sgd_pretrained"]
+    pairs = [f"{a}__{b}" for i, a in enumerate(compared) for b in compared[i + 1 :]]
+    figures = "results/figures/e3"
+    targets = [
+        *(f"{figures}/similarity/resnet18/seed0/{p}_{m}.png" for p in pairs for m in MEASURES),
+        *(f"{figures}/filters/resnet18/{run}_seed0.png" for run in compared),
+        "results/runs/e3/resnet18/adahessian_std1e-4/seed0/final.json",
+    ]
+    snakemake(
+        tmp_path,
+        *targets,
+        "--config",
+        f"pretrained_weights={weights}",
+        configfiles=TINY_E3,
+        timeout=1200,
+    )
+
+    runs = tmp_path / "results" / "runs" / "e3" / "resnet18"
+    cross = json.loads((runs / "sgd_from_adahessian" / "seed0" / "final.json").read_text())
+    source = json.loads((runs / "adahessian" / "seed0" / "final.json").read_text())
+    assert cross["init_weights"]["sha256"] == source["sha256"]  # started from AdaHessian's end
+    pretrained = json.loads((runs / "init" / "pretrained_seed0.json").read_text())
+    assert pretrained["fresh_keys"] == ["fc.weight", "fc.bias"]
+    scaled = json.loads((runs / "adahessian_std1e-4" / "seed0" / "final.json").read_text())
+    assert scaled["data"]["std_scale"] == pytest.approx(1e-4)
+    assert not (runs / "adahessian_std1e3").exists()  # not asked for, not built
+
+    analysis = tmp_path / "results" / "analysis" / "similarity" / "e3" / "resnet18" / "seed0"
+    assert sorted(p.name for p in analysis.iterdir()) == sorted(pairs)
+    cka = pd.read_parquet(analysis / "sgd__adahessian" / "cka.parquet")
+    n_layers = 21  # 20 conv + 1 linear in ResNet18
+    assert len(cka) == n_layers * n_layers
+    assert cka["value"].between(-1e-9, 1 + 1e-9).all()
+    opd = pd.read_parquet(analysis / "sgd__sgd_from_adahessian" / "opd.parquet")
+    assert np.isfinite(opd["value"]).all() and (opd["value"] >= -1e-9).all()
+
+    heatmaps = list((tmp_path / figures / "similarity").rglob("*.png"))
+    assert len(heatmaps) == len(pairs) * len(MEASURES)
+    filters = sorted(p.name for p in (tmp_path / figures / "filters" / "resnet18").glob("*.png"))
+    assert filters == sorted(f"{run}_seed0.png" for run in compared)

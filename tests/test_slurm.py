@@ -1,0 +1,246 @@
+"""The SLURM profile: its job groups in a dry run, and the workflow through the SLURM executor
+on a real, throwaway one-node SLURM cluster.
+
+For the latter, tests/slurm/setup_slurm.sh installs SLURM and munge (apt-get) and writes the
+cluster's config; this module starts munged, slurmctld and slurmd, runs the tiny workflow's E1
+with ``--profile profiles/slurm`` (training jobs ask for a GPU but train on the CPU), checks
+what each job asked SLURM for, and stops every daemon it started, by pid. Skipped, saying why,
+where that cannot be done: not root, no apt-get, or a SLURM set-up of this machine's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minima import plan
+from tests.workflow_helpers import REPO, snakemake
+
+SETUP = REPO / "tests" / "slurm" / "setup_slurm.sh"
+MARKER = "# minima throwaway test cluster"  # first line of the config files setup_slurm.sh writes
+RUNS = ("sgd", "adagrad", "adam", "adahessian")  # E1 of tests/configs/tiny.yaml
+# E1 only (E2's ResNet18 runs would double the time), training jobs asking for one GPU each.
+OVERRIDES = """\
+build_experiments: [e1]
+resources:
+  data: {threads: 1, mem_mb: 500, runtime: 5, gpu: 0}
+  train: {threads: 1, mem_mb: 1000, runtime: 5, gpu: 1}
+  analysis: {threads: 1, mem_mb: 1000, runtime: 5, gpu: 0}
+"""
+
+
+def _ok(command: list[str], **kwargs) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=20, **kwargs).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _munge_works() -> bool:
+    encoded = subprocess.run(["munge", "-n"], capture_output=True, timeout=20)
+    return encoded.returncode == 0 and _ok(["unmunge"], input=encoded.stdout)
+
+
+def _wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not come up within {timeout} s")
+        time.sleep(0.5)
+
+
+def _node_idle() -> bool:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.strip() == "idle"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A running one-node cluster (config from setup_slurm.sh); its daemons stopped at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: installs SLURM and munge with apt-get and writes /etc/slurm")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM is not installed and there is no apt-get to install it")
+    if shutil.which("scontrol") and _ok(["scontrol", "ping"]):
+        pytest.skip("a SLURM controller already runs here; the test will not disturb it")
+    state = tmp_path_factory.mktemp("slurm")
+    setup = subprocess.run(
+        ["bash", str(SETUP), str(state)], capture_output=True, text=True, timeout=900
+    )
+    if setup.returncode in (2, 3):  # cannot install here / this machine's own slurm.conf
+        pytest.skip(f"setup_slurm.sh: {setup.stderr.strip()}")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    daemons: list[subprocess.Popen] = []
+    logs = open(state / "daemons.out", "w")  # noqa: SIM115 - closed in the finally below
+    try:
+        if not _munge_works():
+            daemons.append(subprocess.Popen(["munged", "-F", "--force"], stdout=logs, stderr=logs))
+            _wait_for(_munge_works, "munged")
+        for command in (["slurmctld", "-D", "-i"], ["slurmd", "-D", "-N", "localhost"]):
+            daemons.append(subprocess.Popen(command, stdout=logs, stderr=logs, cwd=state))
+        _wait_for(_node_idle, "the SLURM node")
+        yield state
+    finally:
+        if daemons:
+            queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+            if queued.stdout.split():
+                subprocess.run(["scancel", *queued.stdout.split()], capture_output=True)
+        for process in reversed(daemons):
+            _stop(process)
+        logs.close()
+        for name in ("slurm.conf", "gres.conf"):  # ours only (setup_slurm.sh's first line)
+            path = Path("/etc/slurm") / name
+            if path.is_file() and path.read_text().startswith(MARKER):
+                path.unlink()
+
+
+def _slurm_jobs(name: str) -> list[dict[str, str]]:
+    """Every job of one Snakemake run (its jobs share the run's SLURM job name)."""
+    out = subprocess.run(
+        ["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=True
+    ).stdout
+    jobs = [dict(re.findall(r"(\S+?)=(\S*)", line)) for line in out.splitlines() if line]
+    return [job for job in jobs if job.get("JobName") == name]
+
+
+def test_every_rule_declares_threads_memory_time_and_gpu_from_config():
+    """Each rule asks for threads, mem_mb, runtime and gpu; gpu is a config value or 0."""
+    rules = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        blocks = re.split(r"^rule (\w+):\n", smk.read_text(), flags=re.MULTILINE)
+        rules.update(zip(blocks[1::2], blocks[2::2], strict=True))
+    assert {"download", "split", "init_weights", "train"} <= set(rules)
+    family = r'resource\("\w+", "{}"\)'
+    for name, body in rules.items():
+        body = re.split(r"^\S", body, maxsplit=1, flags=re.MULTILINE)[0]
+        assert re.search(r"^    threads: (\d+|" + family.format("threads") + ")$", body, re.M), name
+        for key in ("mem_mb", "runtime"):
+            assert re.search(rf"^        {key}={family.format(key)},$", body, re.M), (name, key)
+        gpu = re.search(r"^        gpu=(.*),$", body, re.MULTILINE)
+        assert gpu and re.fullmatch(f"0|{family.format('gpu')}", gpu.group(1)), name
+
+
+def group_jobs(output: str) -> list[tuple[str, list[str]]]:
+    """The group jobs of a dry run: group name and the wildcards of each member job."""
+    groups: list[tuple[str, list[str]]] = []
+    inside = False
+    for line in output.splitlines():
+        header = re.search(r"Group job (\S+) \(jobs in", line)
+        if header:
+            groups.append((header.group(1), []))
+            inside = True
+        elif inside and re.match(r"^(\[|rule |localrule )", line):  # next top-level job
+            inside = False
+        elif inside and line.startswith("        wildcards: "):
+            groups[-1][1].append(line.split(": ", 1)[1])
+    return groups
+
+
+def test_slurm_profile_packs_short_runs_into_shared_jobs(tmp_path):
+    """Dry run of the whole paper with profiles/slurm: E1 and E2 runs share SLURM jobs."""
+    result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    groups = group_jobs(result.stdout)
+    by_name: dict[str, list[list[str]]] = {}
+    for name, members in groups:
+        by_name.setdefault(name, []).append(members)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for exp, size in (("e1", 4), ("e2", 10)):  # group-components of the profile
+        runs = plan.run_keys(config, [exp])
+        jobs = by_name[f"train_{exp}"]
+        assert len(jobs) == -(-len(runs) // size)  # 12 E1 runs -> 3 jobs, 50 E2 runs -> 5
+        assert all(len(members) <= size for members in jobs)
+        members = sorted(m for job in jobs for m in job)
+        assert members == sorted(
+            f"exp={k.experiment}, model={k.model}, run={k.run}, seed={k.seed}" for k in runs
+        )
+    # E3's day-long runs are not packed: one run per SLURM job; cross-initialized runs are in
+    # no group (else each would share a job with its source run)
+    assert by_name["train_e3"] and all(len(members) == 1 for members in by_name["train_e3"])
+    grouped = {member for _, members in groups for member in members}
+    chained = [k for k in plan.run_keys(config) if plan.init_source(config, k) is not None]
+    assert chained and not any(f"run={k.run}," in m for k in chained for m in grouped)
+    assert {name for name, _ in groups} <= {f"train_{exp}" for exp in config["experiments"]}
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path, monkeypatch):
+    overrides = tmp_path / "slurm_test.yaml"
+    overrides.write_text(OVERRIDES)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("MINIMA_SLURM_PARTITION", "debug")  # read by the profile
+    result = snakemake(
+        work,
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        # test-cluster settings: one thread per training run, two runs per SLURM job; no
+        # accounting database, so job states come from squeue; short waits
+        "--cores",
+        "1",
+        "--group-components",
+        "train_e1=2",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        # the runs themselves (data, initial weights, training), not the figures made of them
+        *(f"results/runs/e1/lenet5/{run}/seed0/final.json" for run in RUNS),
+        configfiles=("tests/configs/tiny.yaml", str(overrides)),
+        timeout=600,
+    )
+    run_id = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr).group(1)
+
+    for run in RUNS:
+        folder = work / "results" / "runs" / "e1" / "lenet5" / run / "seed0"
+        meta = json.loads((folder / "final.json").read_text())
+        assert meta["status"] == "completed" and meta["hardware"]["device"] == "cpu"
+        assert (folder / "metrics.parquet").exists() and (folder / "final.safetensors").exists()
+
+    jobs = _slurm_jobs(run_id)
+    assert all(job["JobState"] == "COMPLETED" for job in jobs)
+    assert {job["Partition"] for job in jobs} == {"debug"}
+    train = [job for job in jobs if job["Comment"].startswith("rule_train")]
+    other = [job for job in jobs if not job["Comment"].startswith("rule_train")]
+    # four runs, two per SLURM job, each job asking for one GPU and both runs' time limits
+    # (30 min per E1 run in the profile): the group's runs go one after another on that GPU
+    assert len(train) == 2
+    for job in train:
+        assert job["TresPerJob"] == "gres:gpu:1"
+        assert job["TimeLimit"] == "01:00:00"
+    # download, split and initial weights: CPU jobs, no GPU asked for
+    assert sorted(re.sub(r"_wildcards.*", "", job["Comment"]) for job in other) == [
+        "rule_download",
+        "rule_init_weights",
+        "rule_split",
+    ]
+    assert not any("gpu" in job.get("TresPerJob", "") + job["TRES"] for job in other)
+
+    # each run used the GPU SLURM gave its job (CUDA_VISIBLE_DEVICES), found in its own log
+    train_ids = {job["JobId"] for job in train}
+    held = []
+    for run in RUNS:
+        log = (work / "logs" / "train" / "e1" / "lenet5" / run / "seed0.log").read_text()
+        match = re.search(r"GPU: GPU (\d+) of \1 \(slurm; lock \S+/slurm-(\d+)/", log)
+        assert match, log
+        held.append(match.group(2))
+    assert set(held) == train_ids and sorted(held).count(held[0]) == 2

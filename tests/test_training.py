@@ -1,0 +1,217 @@
+"""Training loop: reproducible, resumable, honest about divergence, records every column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from minima.models import first_conv, last_linear, lenet5
+from minima.train.loop import LoopSettings, Split, train_loop
+
+COLUMNS = {
+    "epoch",
+    "step",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "epoch_seconds",
+    "train_seconds",
+    "images_per_second",
+    "grad_norm",
+    "first_conv_grad_spectral",
+    "last_linear_grad_spectral",
+    "sam_sharpness",
+    "lr",
+    "optimizer",
+    "optimizer_switch",
+}
+
+
+def _splits(n_train: int = 96, seed: int = 0) -> tuple[Split, Split, Split]:
+    """Learnable toy data: the label is which image quadrant is brightest."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> Split:
+        y = torch.randint(0, 4, (n,), generator=generator)
+        x = 0.3 * torch.randn(n, 1, 28, 28, generator=generator)
+        for i, label in enumerate(y.tolist()):
+            r, c = divmod(label, 2)
+            x[i, 0, 14 * r : 14 * r + 14, 14 * c : 14 * c + 14] += 1.0
+        return Split(x, y)
+
+    return make(n_train), make(32), make(32)
+
+
+def _run(
+    tmp: Path,
+    optimizer: dict,
+    *,
+    epochs: int = 3,
+    on_step=None,
+    steps=(),
+    seed: int = 0,
+    schedule: dict | None = None,
+    augment=None,
+    fingerprint: str = "test",
+    compile_model: bool = False,
+):
+    torch.manual_seed(seed)
+    model = lenet5(num_classes=4)
+    train, val, test = _splits()
+    settings = LoopSettings(
+        seed=seed,
+        epochs=epochs,
+        batch_size=16,
+        optimizer=optimizer,
+        schedule=schedule or {"name": "constant"},
+        checkpoint_steps=steps,
+        grad_stats_every=2,
+        progress_seconds=0,
+        fingerprint=fingerprint,
+        compile=compile_model,
+    )
+    result = train_loop(
+        model,
+        train,
+        val,
+        test,
+        settings,
+        first_conv=first_conv(model),
+        last_linear=last_linear(model),
+        work_dir=tmp,
+        checkpoint_meta=lambda extra: extra,
+        on_step=on_step,
+        augment=augment,
+    )
+    return model, result
+
+
+class KilledError(Exception):
+    pass
+
+
+def _kill_at(step: int):
+    def hook(global_step: int) -> None:
+        if global_step == step:
+            raise KilledError
+
+    return hook
+
+
+SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+ADAHESSIAN = {"name": "adahessian", "lr": 0.05}
+
+
+def test_records_every_column_and_learns(tmp_path):
+    _, result = _run(tmp_path, SGD, epochs=4)
+    assert result.status == "completed"
+    assert len(result.rows) == 4
+    assert set(result.rows[0]) >= COLUMNS
+    assert result.rows[-1]["step"] == 4 * (96 // 16)
+    assert result.rows[-1]["train_loss"] < result.rows[0]["train_loss"]
+    for row in result.rows:
+        assert row["grad_norm"] > 0 and row["first_conv_grad_spectral"] > 0
+        assert row["sam_sharpness"] == pytest.approx(0.05 * row["grad_norm"])
+
+
+@pytest.mark.parametrize("optimizer", [SGD, ADAHESSIAN], ids=["sgd", "adahessian"])
+def test_same_seed_same_metrics(tmp_path, optimizer):
+    model_a, a = _run(tmp_path / "a", optimizer)
+    model_b, b = _run(tmp_path / "b", optimizer)
+    strip = ("epoch_seconds", "train_seconds", "images_per_second")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a.rows] == [
+        {k: v for k, v in r.items() if k not in strip} for r in b.rows
+    ]
+    for p, q in zip(model_a.parameters(), model_b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "kill_step", "steps"),
+    [
+        (ADAHESSIAN, 8, ()),  # killed mid-epoch 2: resumes from the end of epoch 1
+        (SGD, 9, (7,)),  # killed after a mid-epoch checkpoint: resumes mid-epoch
+        ({"name": "sam", "rho": 0.05, "base": SGD}, 13, ()),
+    ],
+    ids=["adahessian-epoch", "sgd-midepoch", "sam"],
+)
+def test_killed_run_resumes_to_identical_weights(tmp_path, optimizer, kill_step, steps):
+    reference, straight = _run(tmp_path / "straight", optimizer, steps=steps)
+    with pytest.raises(KilledError):
+        _run(tmp_path / "resumed", optimizer, steps=steps, on_step=_kill_at(kill_step))
+    assert (tmp_path / "resumed" / "resume.pt").exists()
+    resumed_model, resumed = _run(tmp_path / "resumed", optimizer, steps=steps)
+    for p, q in zip(
+        reference.state_dict().values(), resumed_model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q)
+    assert [r["train_loss"] for r in resumed.rows] == [r["train_loss"] for r in straight.rows]
+    assert [r["grad_norm"] for r in resumed.rows] == [r["grad_norm"] for r in straight.rows]
+
+
+def test_resume_state_of_another_config_is_ignored(tmp_path):
+    with pytest.raises(KilledError):
+        _run(tmp_path, SGD, on_step=_kill_at(8), fingerprint="first")
+    steps = []
+    _, other = _run(tmp_path, SGD, epochs=2, fingerprint="second", on_step=steps.append)
+    assert [r["epoch"] for r in other.rows] == [1, 2]  # started over, not resumed
+    assert steps[0] == 1
+
+
+def test_checkpoints_at_configured_steps(tmp_path):
+    model, result = _run(tmp_path, SGD, epochs=2, steps=(0, 3, 12))
+    names = [p.name for p in result.checkpoints]
+    assert names == ["step0.safetensors", "step3.safetensors", "step12.safetensors"]
+    last = load_file(str(tmp_path / "checkpoints" / "step12.safetensors"))
+    for name, value in model.state_dict().items():
+        assert torch.equal(last[name], value)  # step 12 is the end of training
+    first = load_file(str(tmp_path / "checkpoints" / "step0.safetensors"))
+    assert not torch.equal(
+        first["conv1.weight"] if "conv1.weight" in first else next(iter(first.values())),
+        next(iter(last.values())),
+    )
+
+
+def test_divergence_stops_cleanly(tmp_path):
+    _, result = _run(tmp_path, {"name": "sgd", "lr": 1e6}, epochs=5)
+    assert result.status == "diverged"
+    assert result.diverged_at["epoch"] <= 2
+    assert len(result.rows) == result.diverged_at["epoch"]
+
+
+def test_hybrid_switch_is_recorded(tmp_path):
+    hybrid = {
+        "name": "hybrid",
+        "tl": 10.0,
+        "sgd": {"lr": 0.05, "momentum": 0.9},
+        "adahessian": {"lr": 0.01},
+    }
+    _, result = _run(tmp_path, hybrid, epochs=3)
+    assert result.switch_epoch == 1  # the first validation loss is below tl = 10
+    assert result.rows[0]["optimizer"] == "sgd"
+    assert result.rows[0]["optimizer_switch"] == "sgd->adahessian"
+    assert [r["optimizer"] for r in result.rows[1:]] == ["adahessian", "adahessian"]
+
+
+def test_schedule_sets_the_recorded_lr(tmp_path):
+    schedule = {"name": "multistep", "milestones": [1, 2], "gamma": 0.1}
+    _, result = _run(tmp_path, SGD, epochs=3, schedule=schedule)
+    assert [r["lr"] for r in result.rows] == pytest.approx([0.05, 0.005, 0.0005])
+
+
+@pytest.mark.slow
+def test_compiled_loop_matches_eager(tmp_path):
+    """training.compile: same numbers as eager (up to float rounding in fused kernels)."""
+    eager_model, eager = _run(tmp_path / "eager", SGD, epochs=2)
+    compiled_model, compiled = _run(tmp_path / "compiled", SGD, epochs=2, compile_model=True)
+    for p, q in zip(eager_model.parameters(), compiled_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager.rows, compiled.rows, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_acc"] == b["val_acc"]

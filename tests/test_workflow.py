@@ -1,0 +1,88 @@
+"""The Snakemake workflow itself: plans, lint, bad config, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from tests.workflow_helpers import REPO, planned_jobs, snakemake
+
+
+def test_dry_run_plans_every_training_job_of_the_paper(tmp_path):
+    result = snakemake(tmp_path, "-n")
+    jobs = planned_jobs(result.stdout)
+    assert jobs["train"] == 12 + 50 + 6 + 24 + 1 + 1
+    assert jobs["download"] == 2  # mnist and cifar10
+    assert jobs["split"] == 6  # one per experiment
+    assert jobs["init_weights"] == 3 + 10 + 1 + 3 * 2 + 1 + 1  # one per (experiment, model, seed)
+
+
+def test_cross_initialized_run_waits_for_its_source(tmp_path):
+    target = "results/runs/e3/resnet18/sgd_from_adahessian/seed0/final.safetensors"
+    result = snakemake(tmp_path, "-n", target)
+    trained = set(re.findall(r"run=([\w.+-]+)", result.stdout))
+    assert trained == {"adahessian", "sgd_from_adahessian"}
+
+
+def test_bad_config_fails_at_once_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments: {e1: {seeds: [0], defaults: {epochs: 1, batch_sise: 3}}}\n")
+    result = snakemake(
+        tmp_path, "-n", "--configfile", str(REPO / "config.yaml"), str(bad), check=False
+    )
+    assert result.returncode != 0
+    assert "batch_sise" in result.stdout + result.stderr
+
+
+def test_lint_and_format():
+    for command in (
+        [sys.executable, "-m", "ruff", "check", "."],
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"],
+    ):
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_tiny_workflow_end_to_end(tmp_path):
+    snakemake(tmp_path, configfiles=("tests/configs/tiny.yaml",), timeout=900)
+    runs = tmp_path / "results" / "runs"
+    for run in ("sgd", "adagrad", "adam", "adahessian"):
+        folder = runs / "e1" / "lenet5" / run / "seed0"
+        metrics = pd.read_parquet(folder / "metrics.parquet")
+        assert list(metrics["epoch"]) == [1]
+        assert metrics["train_loss"].notna().all()
+        meta = json.loads((folder / "final.json").read_text())
+        assert meta["status"] == "completed"
+        assert meta["run"]["optimizer"]["name"] == run
+        assert meta["versions"]["torch"] and meta["hardware"]["device"] == "cpu"
+        assert len(load_file(str(folder / "final.safetensors"))) > 0
+        checkpoints = sorted(p.name for p in (folder / "checkpoints").glob("*.safetensors"))
+        assert checkpoints == ["step0.safetensors", "step4.safetensors", "step8.safetensors"]
+        assert not (folder / ".partial").exists()
+    for run in ("sgd", "sgd_momentum", "adam", "adahessian", "hybrid"):
+        assert (runs / "e2" / "resnet18" / run / "seed0" / "final.safetensors").exists()
+    # every optimizer of a seed started from the same initial weights
+    inits = {
+        json.loads((runs / "e1" / "lenet5" / r / "seed0" / "final.json").read_text())[
+            "init_weights"
+        ]["sha256"]
+        for r in ("sgd", "adam")
+    }
+    assert len(inits) == 1
+    # nothing left to do: a second invocation plans no job
+    again = snakemake(tmp_path, "-n", configfiles=("tests/configs/tiny.yaml",))
+    assert "Nothing to be done" in again.stdout + again.stderr
