@@ -126,6 +126,32 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
+def full_memory_estimate(args: argparse.Namespace) -> tuple[float, str]:
+    """Bytes the straightforward implementation holds at its peak: every layer's float32
+    activations of both models for all inputs, plus one float64 n x n Gram matrix per layer."""
+    model_a, model_b = resnet18(0), resnet18(1)
+    probe = torch.randn(2, 3, args.image_size, args.image_size)
+    with PairedForward(model_a, model_b, device=torch.device("cpu")) as forward:
+        _, acts_a, acts_b = forward(probe)
+    features = sum(A[0].numel() for acts in (acts_a, acts_b) for A in acts.values())
+    layers = len(acts_a) + len(acts_b)
+    activations = args.n * features * 4
+    grams = args.n**2 * 8 * layers
+    return activations + grams, (
+        f"activations {activations / 1e9:.1f} GB + {layers} Gram matrices {grams / 1e9:.1f} GB"
+    )
+
+
+def available_memory(device: str) -> float:
+    """Free bytes where the full implementation keeps its tensors (GPU or host)."""
+    if device.startswith("cuda"):
+        return float(torch.cuda.mem_get_info(torch.device(device))[0])
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return float(line.split()[1]) * 1024
+    return float("inf")
+
+
 def run_worker(impl: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", impl, "--device", args.device, "--n", str(args.n)]
     cmd += ["--batch-size", str(args.batch_size), "--image-size", str(args.image_size)]
@@ -168,7 +194,17 @@ def main() -> None:
         f"{torch.get_num_threads()} CPU threads"
         + (f", {torch.cuda.get_device_name(args.device)}" if args.device.startswith("cuda") else "")
     )
-    results = {impl: run_worker(impl, args) for impl in ("streaming", "full")}
+    need, parts = full_memory_estimate(args)
+    have = available_memory(args.device)
+    print(
+        f"full implementation needs about {need / 1e9:.1f} GB ({parts}); "
+        f"{have / 1e9:.1f} GB available on {args.device}"
+    )
+    results = {"streaming": run_worker("streaming", args)}
+    if need > 0.9 * have:  # it would be killed for memory (or take the machine down with it)
+        results["full"] = {"error": f"not run: needs ~{need / 1e9:.1f} GB > 90% of available"}
+    else:
+        results["full"] = run_worker("full", args)
     header = ("impl", "time_s", "host_peak_MB", "(+ over setup)", "cuda_peak_MB")
     print("{:<10} {:>9} {:>13} {:>15} {:>13}".format(*header))
     for impl, r in results.items():
