@@ -212,7 +212,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
                     f"(sizes and seed of the split belong to experiments.{exp}.data)"
                 )
             settings = run_settings(config, exp, run)
-            _check_optimizer(where, settings)
+            check_run_settings(where, settings)
             if settings["pretrained"]:
                 _check_pretrained(where, settings, entry)
             source = settings["init_from"]
@@ -231,6 +231,9 @@ def check_plan(config: Mapping[str, Any]) -> None:
                     f"allowed: runs of {exp}: {sorted(entry['runs'])}"
                 )
         check_curvature_analyses(config, exp)
+        from minima.sweeps import check_sweeps  # sweeps builds on this module
+
+        check_sweeps(config, exp)
 
 
 def _check_no_init_cycle(exp: str, runs: Mapping[str, Any], config: Mapping[str, Any]) -> None:
@@ -264,7 +267,8 @@ def _check_model(exp: str, spec: Mapping[str, Any]) -> None:
             )
 
 
-def _check_optimizer(where: str, settings: Mapping[str, Any]) -> None:
+def check_run_settings(where: str, settings: Mapping[str, Any]) -> None:
+    """The optimizer and schedule of resolved run settings are valid; ConfigError at ``where``."""
     from minima.optim import resolve_spec, validate_schedule
 
     try:

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from minima import plan  # noqa: E402  (importable only after the path insert above)
+from minima import sweeps  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -32,6 +33,11 @@ wildcard_constraints:
     run_a=_alternatives(key.run for key in _ALL_KEYS),
     run_b=_alternatives(key.run for key in _ALL_KEYS),
     measure="cka|cka_unbiased|svcca|pwcca|opd",
+    sweep=_alternatives(
+        [s for exp in config["experiments"] for s in sweeps.sweeps(config, exp)]
+    )
+    or "(?!)",
+    point=r"\d+",
     seed=r"\d+",
     dataset=r"mnist|mnist10k|cifar10|cifar10_synthetic",
 
@@ -115,11 +121,68 @@ def train_inputs(wildcards):
     else:
         init = run_path(source, "final.safetensors")
     dataset = config["experiments"][key.experiment]["dataset"]
-    return {
+    inputs = {
         "manifest": manifest_path(dataset),
         "split": split_path(key.experiment),
         "init": init,
     }
+    fed = sweeps.fed_sweep(config, key.experiment, key.run)
+    if fed is not None:  # `feed: true`: the run trains with its sweep's winning values
+        inputs["sweep_best"] = f"results/sweeps/{key.experiment}/{fed}/best.json"
+    return inputs
+
+
+def sweep_key(wildcards):
+    return sweeps.SweepKey(
+        wildcards.exp,
+        wildcards.sweep,
+        wildcards.model,
+        wildcards.run,
+        int(wildcards.point),
+        int(wildcards.seed),
+    )
+
+
+def sweep_point_inputs(wildcards):
+    """Data, split and the seed's shared initial weights of one sweep point."""
+    key = sweep_key(wildcards)
+    return {
+        "manifest": manifest_path(config["experiments"][key.experiment]["dataset"]),
+        "split": split_path(key.experiment),
+        "init": f"results/runs/{key.experiment}/{key.model}/init/seed{key.seed}.safetensors",
+    }
+
+
+def resolved_point(wildcards):
+    return sweeps.resolve_point(config, sweep_key(wildcards))
+
+
+def sweep_group(wildcards):
+    """Job group `sweep_<exp>`: on a cluster many short points share one SLURM job."""
+    return f"sweep_{wildcards.exp}"
+
+
+def sweep_summary_inputs(wildcards):
+    keys = sweeps.sweep_keys(config, wildcards.exp, wildcards.sweep)
+    return {
+        "finals": [f"results/sweeps/{key.path}/final.json" for key in keys],
+        "metrics": [f"results/sweeps/{key.path}/metrics.parquet" for key in keys],
+    }
+
+
+def sweep_select(wildcards):
+    return sweeps.section(config, wildcards.exp, wildcards.sweep)["select"]
+
+
+def sweep_targets(experiments):
+    """Summary and winners of every sweep marked `build: true` (or fed into a run)."""
+    return [
+        f"results/sweeps/{exp}/{name}/{file}"
+        for exp in experiments
+        for name, sec in sweeps.sweeps(config, exp).items()
+        if sec["build"] or sec["feed"]
+        for file in ("summary.parquet", "best.json")
+    ]
 
 
 def pretrained_inputs(wildcards):
@@ -189,6 +252,7 @@ def all_targets():
     experiments = plan.selected_experiments(config)
     return (
         run_outputs(plan.run_keys(config))
+        + sweep_targets(experiments)
         + similarity_targets(experiments)
         + curvature_targets(experiments)
         + paper_targets()
@@ -214,6 +278,7 @@ def train_group(wildcards):
 
 
 # ---- Paper: figures, tables, generated LaTeX sections and the PDF (rules/paper.smk) ----
+from minima.report import kinds as paper_kinds  # noqa: E402
 from minima.report import spec as paper_spec  # noqa: E402
 
 try:
@@ -225,10 +290,6 @@ PAPER = paper_spec.paper_section(config)
 # One color per run label across every figure (fixed map, fallbacks, paper.colors).
 PAPER_COLORS = paper_spec.run_colors(config)
 PAPER_TEMPLATE = f"{workflow.basedir}/paper/paper.tex"
-# Functions exp -> list of {name, path, caption, bands} adding figures (or tables) made by
-# other stages to an experiment's paper section; a stage appends its own in its .smk file.
-PAPER_FIGURE_HOOKS = []
-PAPER_TABLE_HOOKS = []
 
 
 def _one_of(names):
@@ -287,6 +348,29 @@ def table_caption(wildcards):
     return paper_spec.default_caption(table_spec(wildcards))
 
 
+def analysis_figure_spec(wildcards):
+    """An analysis figure's entry, completed by its kind from the rest of the config."""
+    spec = figure_spec(wildcards)
+    return paper_kinds.figure_kind(spec["kind"]).job_spec(config, wildcards.exp, spec)
+
+
+def analysis_table_spec(wildcards):
+    spec = table_spec(wildcards)
+    return paper_kinds.table_kind(spec["kind"]).job_spec(config, wildcards.exp, spec)
+
+
+def analysis_figure_inputs(wildcards):
+    """The result files an analysis figure is drawn from (its kind's `inputs`)."""
+    spec = figure_spec(wildcards)
+    return paper_kinds.figure_kind(spec["kind"]).inputs(config, wildcards.exp, spec)
+
+
+def analysis_table_inputs(wildcards):
+    """The result files an analysis table is built from (its kind's `inputs`)."""
+    spec = table_spec(wildcards)
+    return paper_kinds.table_kind(spec["kind"]).inputs(config, wildcards.exp, spec)
+
+
 def figure_files(exp):
     """PDF and PNG of every figure listed for `exp` (any kind)."""
     return [
@@ -303,8 +387,8 @@ def table_files(exp):
 
 
 def paper_figures(exp):
-    """Figures of an experiment's paper section: its configured ones, then the hooks'."""
-    entries = [
+    """Figures of an experiment's paper section, in config order (every kind)."""
+    return [
         {
             "name": name,
             "path": f"results/figures/{exp}/{name}.pdf",
@@ -313,12 +397,11 @@ def paper_figures(exp):
         }
         for name, spec in paper_spec.figures(config, exp).items()
     ]
-    return entries + [entry for hook in PAPER_FIGURE_HOOKS for entry in hook(exp)]
 
 
 def paper_tables(exp):
-    """Tables of an experiment's paper section: its configured ones, then the hooks'."""
-    entries = [
+    """Tables of an experiment's paper section, in config order (every kind)."""
+    return [
         {
             "name": name,
             "path": f"results/tables/{exp}/{name}.tex",
@@ -326,7 +409,6 @@ def paper_tables(exp):
         }
         for name, spec in paper_spec.tables(config, exp).items()
     ]
-    return entries + [entry for hook in PAPER_TABLE_HOOKS for entry in hook(exp)]
 
 
 def section_figures(wildcards):

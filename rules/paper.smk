@@ -67,6 +67,68 @@ rule table:
         "../scripts/table.py"
 
 
+rule analysis_figure:
+    """One figure drawn from analysis results (spectrum, landscape, eigenpairs, similarity,
+    sweeps): its kind (minima.report.kinds) names exactly the files it needs."""
+    input:
+        unpack(analysis_figure_inputs),
+    output:
+        pdf="results/figures/{exp}/{figure}.pdf",
+        png=report(
+            "results/figures/{exp}/{figure}.png",
+            caption="../report/figure.rst",
+            category="{exp}",
+        ),
+    log:
+        "logs/paper/figures/{exp}/{figure}.log",
+    wildcard_constraints:
+        figure=_one_of(paper_spec.analysis_names(config, "figures")),
+    conda:
+        "../envs/paper.yaml"
+    threads: resource("paper", "threads")
+    resources:
+        mem_mb=resource("paper", "mem_mb"),
+        runtime=resource("paper", "runtime"),
+        gpu=0,
+    params:
+        spec=analysis_figure_spec,
+        caption=figure_caption,
+        labels=PAPER["labels"],
+        colors=PAPER_COLORS,
+    script:
+        "../scripts/analysis_figure.py"
+
+
+rule analysis_table:
+    """One LaTeX table built from analysis results (and its numbers as CSV)."""
+    input:
+        unpack(analysis_table_inputs),
+    output:
+        tex="results/tables/{exp}/{table}.tex",
+        csv=report(
+            "results/tables/{exp}/{table}.csv",
+            caption="../report/table.rst",
+            category="{exp}",
+        ),
+    log:
+        "logs/paper/tables/{exp}/{table}.log",
+    wildcard_constraints:
+        table=_one_of(paper_spec.analysis_names(config, "tables")),
+    conda:
+        "../envs/paper.yaml"
+    threads: resource("paper", "threads")
+    resources:
+        mem_mb=resource("paper", "mem_mb"),
+        runtime=resource("paper", "runtime"),
+        gpu=0,
+    params:
+        spec=analysis_table_spec,
+        caption=table_caption,
+        labels=PAPER["labels"],
+    script:
+        "../scripts/analysis_table.py"
+
+
 rule paper_section:
     """One experiment's LaTeX section (what was run, its tables and figures) and its facts."""
     input:

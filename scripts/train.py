@@ -1,13 +1,21 @@
-"""Rule `train`: one training run (resumable) -> final weights, metrics, checkpoints."""
+"""Rules `train` and `sweep_train`: one training run (resumable) -> final weights, metrics,
+checkpoints. A main run fed by a sweep (`feed: true`) trains with the sweep's winning values."""
 
 from _job import start
 
 log = start(snakemake)
 
+from minima.io import read_json  # noqa: E402
+from minima.sweeps import apply_winner  # noqa: E402
 from minima.train.job import RunFiles, train_run  # noqa: E402
 
+run = snakemake.params.run
+if hasattr(snakemake.input, "sweep_best"):
+    run = apply_winner(run, read_json(snakemake.input.sweep_best), snakemake.input.sweep_best)
+    log.info("tuned by %s: %s", snakemake.input.sweep_best, run["tuned_by"]["values"])
+
 train_run(
-    snakemake.params.run,
+    run,
     manifest=snakemake.input.manifest,
     split=snakemake.input.split,
     init_weights=snakemake.input.init,

@@ -1,7 +1,8 @@
 """Curvature analyses through the workflow (rules/hessian.smk): what is planned, tiny end-to-end
-runs of E1 (spectrum, landscapes; native and PyHessian engines), E4 (sharpness, top
-eigenvalue) and E5 (eigenpairs per checkpoint, subset check, line searches), and how the jobs
-answer bad input (diverged run, wrong checkpoint, oversized subset, eigsh not converging)."""
+runs of E1 (spectrum, landscapes and their figures; native and PyHessian engines), E4
+(sharpness, top eigenvalue) and E5 (eigenpairs per checkpoint, subset check, line searches),
+and how the jobs answer bad input (diverged run, wrong checkpoint, oversized subset, eigsh not
+converging)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ from minima.hessian.job import (
     spectrum_job,
     training_batches,
 )
+from minima.report import spec as paper_spec
+from minima.report.figures import Look
+from minima.report.kinds import eigenpairs as eigenpairs_kinds
+from minima.report.kinds.landscape import LANDSCAPE
 from tests.workflow_helpers import REPO, planned_jobs, snakemake
 
 TINY = ("tests/configs/tiny.yaml",)
@@ -31,6 +36,7 @@ TINY_E5 = ("tests/configs/tiny_e5.yaml",)
 E5 = "results/analysis/eigenpairs/e5/lenet5/rmsprop/seed0"
 E5_RUN = "results/runs/e5/lenet5/rmsprop/seed0"
 E5_STEPS = (0, 2, 6)
+E5_FIGURES = ("eigenvalues", "line_search", "line_search_summary")  # config.yaml's e5 entries
 
 
 def _extra_config(tmp_path: Path, name: str, text: str) -> str:
@@ -178,6 +184,37 @@ def _check_landscape(folder: Path, directions: set[str]) -> None:
         assert -1 <= meta["directions"]["gradient_eigen"]["cosine"] <= 1
 
 
+# The E1 landscape figures drawn from the two analysed runs only (the paper's show all four).
+LANDSCAPE_FIGURES = ("landscape", "landscape_gradient", "landscape_random")
+FIGURE_RUNS = (
+    "experiments: {e1: {figures: {landscape: {runs: [sgd, adam]}, "
+    "landscape_random: {runs: [sgd, adam]}}}}\n"
+)
+
+
+def _check_landscape_figures(workdir: Path, config: dict) -> None:
+    """Each figure was drawn, from exactly the files its kind names, and what it draws is
+    those files' lines (the kind drawn again here, in process, from the workflow's files)."""
+    shown = {"landscape": 2, "landscape_gradient": 1, "landscape_random": 2}
+    for name in LANDSCAPE_FIGURES:
+        for suffix in ("pdf", "png"):
+            assert (workdir / f"results/figures/e1/{name}.{suffix}").stat().st_size > 0
+        spec = paper_spec.entry(config, "e1", "figures", name)
+        inputs = {
+            key: [str(workdir / path) for path in paths]
+            for key, paths in LANDSCAPE.inputs(config, "e1", spec).items()
+        }
+        assert len(inputs["landscape"]) == shown[name]
+        figure = LANDSCAPE.draw(spec, inputs, Look())
+        lines = [ax for ax in figure.axes if ax.get_title(loc="left")]
+        assert len(lines) == len([ax for ax in figure.axes if ax.name == "3d"]) == shown[name]
+        for ax, path in zip(lines, inputs["landscape"], strict=True):
+            table = pd.read_parquet(path)
+            table = table[(table["directions"] == spec["directions"]) & (table["slice"] == "d1")]
+            (d1,) = [line for line in ax.get_lines() if line.get_gid() == "d1"]
+            np.testing.assert_array_equal(d1.get_ydata(), table.sort_values("alpha")["loss"])
+
+
 @pytest.mark.slow
 def test_tiny_e1_spectrum_and_landscapes_native_then_pyhessian(tmp_path):
     analysis = "results/analysis"
@@ -186,7 +223,12 @@ def test_tiny_e1_spectrum_and_landscapes_native_then_pyhessian(tmp_path):
         for kind in ("spectrum", "landscape")
         for run in ("sgd", "adam")
     ]
-    snakemake(tmp_path, *targets, configfiles=TINY, timeout=600)
+    figure_runs = _extra_config(tmp_path, "figure_runs.yaml", FIGURE_RUNS)
+    figures = [f"results/figures/e1/{name}.pdf" for name in LANDSCAPE_FIGURES]
+    result = snakemake(tmp_path, *targets, *figures, configfiles=(*TINY, figure_runs), timeout=600)
+    # the figures need no analysis beyond the targets' (no other run, no other seed)
+    assert planned_jobs(result.stdout + result.stderr)["landscape"] == 2
+    _check_landscape_figures(tmp_path, _merged_config(*TINY, extra=FIGURE_RUNS))
     spectra = {}
     for run in ("sgd", "adam"):
         spectra[run] = _check_spectrum(
@@ -226,6 +268,8 @@ def e5_results(tmp_path_factory):
         f"{E5}/subset_check.parquet",
         "results/analysis/sharpness/e4/lenet5/sgd_sam/seed0/sharpness.json",
         "results/analysis/spectrum/e4/lenet5/sgd_sam/seed0/spectrum.json",
+        *(f"results/figures/e5/{name}.pdf" for name in E5_FIGURES),
+        "results/tables/e5/subset_check.tex",
     ]
     snakemake(work, *targets, configfiles=TINY_E5, timeout=900)
     return work
@@ -305,6 +349,37 @@ def test_e5_subset_check_table(e5_results):
     np.testing.assert_allclose(
         table["abs_diff"], (table["eigenvalue_full"] - table["eigenvalue_subset"]).abs()
     )
+
+
+@pytest.mark.slow
+def test_e5_paper_figures_and_subset_check_table(e5_results):
+    for name in E5_FIGURES:
+        for ext in ("pdf", "png"):
+            assert (e5_results / f"results/figures/e5/{name}.{ext}").stat().st_size > 0
+    tex = (e5_results / "results/tables/e5/subset_check.tex").read_text()
+    assert tex.startswith(r"\begin{tabular}") and tex.count(r" \\") == 1 + 4  # header, pairs
+    numbers = pd.read_csv(e5_results / "results/tables/e5/subset_check.csv")
+    table = pd.read_parquet(e5_results / E5 / "subset_check.parquet")
+    np.testing.assert_allclose(numbers["eigenvalue_full"], table["eigenvalue_full"])
+    np.testing.assert_allclose(numbers["angle_deg"], table["angle_deg"])
+    assert set(numbers["run"]) == {"rmsprop"} and set(numbers["seed"]) == {0}
+    # step null, on the job's own tables: the checkpoint with the most negative eigenvalue,
+    # and the curve drawn is that pair's exact loss
+    config = _merged_config(*TINY_E5)
+    spec = paper_spec.entry(config, "e5", "figures", "line_search")
+    inputs = {
+        name: [str(e5_results / path) for path in paths]
+        for name, paths in eigenpairs_kinds.LINE_SEARCH.inputs(config, "e5", spec).items()
+    }
+    fig = eigenpairs_kinds.draw_line_search(spec, inputs, Look())
+    eig = pd.read_parquet(e5_results / E5 / "eigenvalues.parquet")
+    lowest = eig.loc[eig["eigenvalue"].idxmin()]
+    curve = pd.read_parquet(e5_results / E5 / f"step{lowest['step']}/line_search.parquet")
+    pair = curve[(curve["which"] == lowest["which"]) & (curve["index"] == lowest["index"])]
+    for ax, span in zip(fig.axes, sorted(curve["span"].unique()), strict=True):
+        assert f"step {lowest['step']}," in ax.get_title("left")
+        exact = next(line for line in ax.lines if line.get_gid() == "exact")
+        np.testing.assert_allclose(exact.get_ydata(), pair[pair["span"] == span]["loss"])
 
 
 @pytest.mark.slow

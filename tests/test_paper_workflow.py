@@ -8,12 +8,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from minima.report import style
 from minima.report.metrics import metric
+from minima.report.spec import TRAINING_FIGURE_KINDS, TRAINING_TABLE_KINDS
 from tests.test_report_tables import assert_cell_matches, body_rows, header_cells
 from tests.workflow_helpers import REPO, planned_jobs, snakemake
 
@@ -38,6 +40,19 @@ def merged_config(*files: str) -> dict:
     for name in files:
         merge(config, yaml.safe_load((REPO / name).read_text()))
     return config
+
+
+def entry_counts(config: dict, experiments: tuple[str, ...]) -> dict[str, int]:
+    """How many figures/tables the experiments list, by the rule that draws them."""
+    counts = dict.fromkeys(("figure", "analysis_figure", "table", "analysis_table"), 0)
+    for exp in experiments:
+        entries = config["experiments"][exp]
+        for entry in (entries.get("figures") or {}).values():
+            training = entry["kind"] in TRAINING_FIGURE_KINDS
+            counts["figure" if training else "analysis_figure"] += 1
+        for entry in (entries.get("tables") or {}).values():
+            counts["table" if entry["kind"] in TRAINING_TABLE_KINDS else "analysis_table"] += 1
+    return counts
 
 
 def trained_runs(output: str) -> set[str]:
@@ -65,7 +80,12 @@ def test_one_table_plans_its_runs_and_nothing_of_other_experiments(tmp_path):
 
 def test_pdf_is_in_rule_all_only_when_paper_build_is_set(tmp_path):
     without = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY).stdout)
-    assert "paper" not in without and without["figure"] == 5 and without["table"] == 3
+    assert "paper" not in without
+    # every listed entry of the built experiments (e1, e2), each by the rule of its kind:
+    # E1's density, three landscapes and two lr-sweep figures, its spectrum and sweep tables
+    counts = entry_counts(merged_config(*TINY), ("e1", "e2"))
+    assert counts == {"figure": 5, "analysis_figure": 6, "table": 3, "analysis_table": 2}
+    assert {rule: without[rule] for rule in counts} == counts
     with_pdf = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY_PAPER).stdout)
     assert with_pdf["paper"] == 1 and with_pdf["paper_section"] == 2
     assert with_pdf["paper_overview"] == 1
@@ -102,7 +122,8 @@ def test_tiny_paper_pdf_has_every_figure_and_table(built):
     aux = (built / "results/paper/build/paper.aux").read_text()
     n_figures = sum(len(config["experiments"][e]["figures"]) for e in ("e1", "e2"))
     n_tables = sum(len(config["experiments"][e]["tables"]) for e in ("e1", "e2"))
-    assert aux.count("\\@writefile{lof}") == n_figures == 5
+    assert aux.count("\\@writefile{lof}") == n_figures == 5 + 6  # training + analysis kinds
+    assert n_tables == 3 + 2
     assert aux.count("\\@writefile{lot}") == n_tables + 1  # + the "What was run" table
     if shutil.which("pdftotext"):
         text = subprocess.run(
@@ -121,6 +142,8 @@ def test_tiny_paper_tables_equal_aggregates_of_the_run_tables(built):
         last = run_tables(built, exp)
         runs = list(config["experiments"][exp]["runs"])
         for name, entry in config["experiments"][exp]["tables"].items():
+            if entry["kind"] not in TRAINING_TABLE_KINDS:
+                continue  # analysis tables: test below and the kinds' own tests
             tex = (built / f"results/tables/{exp}/{name}.tex").read_text()
             rows = body_rows(tex)
             assert [row[0] for row in rows] == [style.display_name(r) for r in runs]
@@ -134,6 +157,32 @@ def test_tiny_paper_tables_equal_aggregates_of_the_run_tables(built):
                     assert_cell_matches(row[column], values, name_)
                     checked += 1
     assert checked == 4 * 1 + 5 * 3 + 5 * 2
+
+
+@pytest.mark.slow
+def test_tiny_paper_analysis_entries_come_from_their_analyses(built):
+    # the landscape figures draw one seed's model (the lowest): only its landscapes were made
+    landscapes = sorted(
+        built.glob("results/analysis/landscape/e1/lenet5/*/seed*/landscape.parquet")
+    )
+    runs = list(merged_config(*TINY_PAPER)["experiments"]["e1"]["runs"])
+    assert sorted(p.parent.parent.name for p in landscapes) == sorted(runs)
+    assert {p.parent.name for p in landscapes} == {"seed0"}
+    for name in ("landscape", "landscape_gradient", "landscape_random"):
+        assert (built / f"results/figures/e1/{name}.pdf").stat().st_size > 0
+    # the spectrum table is the mean +- std over both seeds of each run's top eigenvalue
+    numbers = pd.read_csv(built / "results/tables/e1/spectrum.csv")
+    for run in runs:
+        tops = [
+            pd.read_parquet(
+                built / f"results/analysis/spectrum/e1/lenet5/{run}/seed{seed}/eigenvalues.parquet"
+            )["eigenvalue"].max()
+            for seed in (0, 1)
+        ]
+        cell = numbers[(numbers["run"] == run) & (numbers["quantity"] == "lambda_1")].iloc[0]
+        assert cell["n"] == 2
+        assert cell["mean"] == pytest.approx(np.mean(tops), rel=1e-9)
+        assert cell["std"] == pytest.approx(np.std(tops, ddof=1), rel=1e-9)
 
 
 @pytest.mark.slow

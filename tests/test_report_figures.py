@@ -10,7 +10,7 @@ import pytest
 import yaml
 from matplotlib.colors import to_hex
 
-from minima.report import figures, spec, style
+from minima.report import figures, kinds, spec, style
 from tests.test_report_aggregate import synthetic_runs
 from tests.workflow_helpers import REPO
 
@@ -107,6 +107,13 @@ def test_kind_names_agree_between_library_checks_and_schema():
     assert set(schema["definitions"]["figure"]["properties"]["kind"]["enum"]) >= set(
         figures.FIGURE_KINDS
     )
+    assert set(schema["definitions"]["figure"]["properties"]["kind"]["enum"]) == set(
+        spec.TRAINING_FIGURE_KINDS
+    ) | set(kinds.FIGURE_KINDS)
     assert set(schema["definitions"]["table"]["properties"]["kind"]["enum"]) == set(
         spec.TRAINING_TABLE_KINDS
-    )
+    ) | set(kinds.TABLE_KINDS)
+    for name in kinds.FIGURE_KINDS:  # every registered kind imports and is a Kind
+        assert isinstance(kinds.figure_kind(name), kinds.Kind)
+    for name in kinds.TABLE_KINDS:
+        assert isinstance(kinds.table_kind(name), kinds.Kind)

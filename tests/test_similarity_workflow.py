@@ -1,5 +1,5 @@
 """E3 end to end on generated CIFAR-format images: cross-initialization, pretrained start,
-normalization study, similarity tables, heatmaps and filter images."""
+normalization study, similarity tables, heatmaps and filter images, and their paper figures."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.workflow_helpers import planned_jobs, snakemake
 
 TINY_E3 = ("tests/configs/tiny_e3.yaml",)
 MEASURES = ("cka", "opd")
+PAPER_FIGURES = ("similarity_cka", "similarity_opd", "filters")
 
 
 def test_pretrained_runs_are_skipped_with_a_message_without_weights(tmp_path):
@@ -40,6 +41,8 @@ def test_tiny_e3_end_to_end(tmp_path):
         *(f"{figures}/similarity/resnet18/seed0/{p}_{m}.png" for p in pairs for m in MEASURES),
         *(f"{figures}/filters/resnet18/{run}_seed0.png" for run in compared),
         "results/runs/e3/resnet18/adahessian_std1e-4/seed0/final.json",
+        # the paper's figures (minima.report.kinds.similarity), from the same tables/weights
+        *(f"{figures}/{name}.pdf" for name in PAPER_FIGURES),
     ]
     snakemake(
         tmp_path,
@@ -73,3 +76,10 @@ def test_tiny_e3_end_to_end(tmp_path):
     assert len(heatmaps) == len(pairs) * len(MEASURES)
     filters = sorted(p.name for p in (tmp_path / figures / "filters" / "resnet18").glob("*.png"))
     assert filters == sorted(f"{run}_seed0.png" for run in compared)
+    for name in PAPER_FIGURES:  # drawn by the analysis_figure rule: PDF and PNG
+        for ext in ("pdf", "png"):
+            assert (tmp_path / figures / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+    log = (tmp_path / "logs" / "paper" / "figures" / "e3" / "similarity_cka.log").read_text()
+    assert "'tables': 6" in log  # every pair of the four compared runs, pretrained included
+    log = (tmp_path / "logs" / "paper" / "figures" / "e3" / "filters.log").read_text()
+    assert "'weights': 2" in log  # SGD and AdaHessian

@@ -51,6 +51,10 @@ class Look:
     def model(self, model: str) -> str:
         return style.model_name(model, self.labels)
 
+    def color(self, run: str) -> str:
+        """The run's color: its override, else the fixed map, else its stable fallback."""
+        return style.color_for(run, self.colors)
+
 
 @dataclass(frozen=True)
 class Panel:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from minima.plan import ConfigError, model_label, selected_experiments
-from minima.report import style
+from minima.report import kinds, style
 from minima.report.metrics import EPOCH_METRICS, METRICS
 
 # Kinds drawn by minima.report.figures / minima.report.tables from the runs' metrics.
@@ -92,8 +92,25 @@ def entry(config: Mapping[str, Any], experiment: str, section: str, name: str) -
 
 
 def table_names(config: Mapping[str, Any]) -> set[str]:
-    """Names of the tables, in any experiment (all drawn by the ``table`` rule)."""
-    return {name for exp in config["experiments"] for name in tables(config, exp)}
+    """Names of the tables, in any experiment, that the ``table`` rule builds."""
+    return {
+        name
+        for exp in config["experiments"]
+        for name, entry in tables(config, exp).items()
+        if entry["kind"] in TRAINING_TABLE_KINDS
+    }
+
+
+def analysis_names(config: Mapping[str, Any], section: str) -> set[str]:
+    """Names of the figures (section ``figures``) or tables drawn by an analysis kind."""
+    training = TRAINING_FIGURE_KINDS if section == "figures" else TRAINING_TABLE_KINDS
+    listed = figures if section == "figures" else tables
+    return {
+        name
+        for exp in config["experiments"]
+        for name, entry in listed(config, exp).items()
+        if entry["kind"] not in training
+    }
 
 
 def default_caption(entry: Mapping[str, Any]) -> str:
@@ -130,18 +147,29 @@ def check_paper(config: Mapping[str, Any]) -> None:
                     raise ConfigError(f"{where}: a {fig['kind']} figure needs `panels`")
                 for i, panel in enumerate(fig["panels"]):
                     _check_metrics(f"{where}.panels[{i}]", panel["metrics"], EPOCH_METRICS)
+            else:
+                kinds.figure_kind(fig["kind"]).check(config, exp, fig, where)
         for name, table in tables(config, exp).items():
             where = f"experiments.{exp}.tables.{name}"
+            kinds_by_name.setdefault(f"table:{name}", set()).add(table["kind"])
             _check_subset(where, "runs", table.get("runs"), runs)
             _check_subset(where, "models", table.get("models"), models)
+            if table["kind"] not in TRAINING_TABLE_KINDS:
+                kinds.table_kind(table["kind"]).check(config, exp, table, where)
+                continue
+            if not table.get("metrics"):
+                raise ConfigError(f"{where}: a {table['kind']} table needs `metrics`")
             _check_metrics(where, table["metrics"], METRICS)
             if table["kind"] == "by_model" and len(table["metrics"]) != 1:
                 raise ConfigError(f"{where}: a by_model table shows one metric")
-    for name, kinds in kinds_by_name.items():
-        if len(kinds) > 1 and kinds & set(TRAINING_FIGURE_KINDS):
+    for name, used in kinds_by_name.items():
+        training = TRAINING_TABLE_KINDS if name.startswith("table:") else TRAINING_FIGURE_KINDS
+        if len(used) > 1 and used & set(training):
+            what = "table" if name.startswith("table:") else "figure"
             raise ConfigError(
-                f"figure name {name!r} is used with kinds {sorted(kinds)} in different "
-                "experiments; a name drawn by the `figure` rule must not name another kind's figure"
+                f"{what} name {name.removeprefix('table:')!r} is used with kinds {sorted(used)} "
+                f"in different experiments; a name drawn by the `{what}` rule must not name "
+                "another kind's"
             )
 
 
