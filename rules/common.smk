@@ -420,8 +420,28 @@ def section_tables(wildcards):
 
 
 def section_inputs(wildcards):
-    """The final.json of every run of the experiment (what-was-run facts)."""
-    return {"finals": _paper_run_files(wildcards.exp, "final.json")}
+    """The final.json of every run of the experiment, and of every point of its sweeps that
+    rule all or the paper builds (what-was-run facts)."""
+    exp = wildcards.exp
+    shown = {
+        entry["sweep"]
+        for section in (paper_spec.figures, paper_spec.tables)
+        for entry in section(config, exp).values()
+        if "sweep" in entry
+    }
+    names = [
+        name
+        for name, sec in sweeps.sweeps(config, exp).items()
+        if sec["build"] or sec["feed"] or name in shown
+    ]
+    return {
+        "finals": _paper_run_files(exp, "final.json"),
+        "sweep_finals": [
+            f"results/sweeps/{key.path}/final.json"
+            for name in names
+            for key in sweeps.sweep_keys(config, exp, name)
+        ],
+    }
 
 
 def section_skipped(wildcards):

@@ -15,6 +15,7 @@ info = describe_experiment(
     load_finals(snakemake.input.finals),
     experiment=snakemake.wildcards.exp,
     title=snakemake.params.title,
+    sweep_finals=load_finals(snakemake.input.sweep_finals),
 )
 section = experiment_section(
     info,

@@ -105,3 +105,26 @@ def test_durations_read_naturally():
     assert runinfo.format_duration(42) == "42 s"
     assert runinfo.format_duration(750) == "12.5 min"
     assert runinfo.format_duration(3 * 3600) == "3.0 h"
+
+
+def test_sweep_runs_are_counted_and_their_time_added_to_the_total(finals):
+    points = [final("sgd", 0, seconds=10.0) for _ in range(4)]
+    for i, meta in enumerate(points):
+        meta["run"]["sweep"] = {"name": "lr", "point": i, "values": {"optimizer.lr": 0.1 * i}}
+    points[-1]["status"] = "diverged"
+    e2 = runinfo.describe_experiment(finals, experiment="e2", sweep_finals=points)
+    assert e2["sweeps"] == {
+        "names": ["lr"],
+        "n_runs": 4,
+        "completed": 3,
+        "train_seconds": 40.0,
+        "job_seconds": 44.0,
+    }
+    assert e2["train_seconds"] == 12.0  # the main runs alone
+    paragraph = sections.what_was_run_paragraph(e2)
+    assert (
+        "Hyper-parameter sweeps (lr): 4 more runs (3 completed), training time 40 s." in paragraph
+    )
+    tex = sections.overview_section([e2])
+    assert "Training time over all runs (with 4 runs of hyper-parameter sweeps): 52 s" in tex
+    assert runinfo.describe_experiment(finals, experiment="e2")["sweeps"] is None

@@ -37,8 +37,24 @@ def hardware_name(meta: Mapping[str, Any]) -> str:
     return f"{name} (GPU)" if device.startswith("cuda") else f"{name} (CPU)"
 
 
+def describe_sweeps(finals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What an experiment's hyper-parameter sweeps ran, from their points' final.json dicts:
+    sweep names, runs, completed runs, training and job seconds (JSON-able)."""
+    return {
+        "names": _unique([m["run"]["sweep"]["name"] for m in finals]),
+        "n_runs": len(finals),
+        "completed": sum(m.get("status") == "completed" for m in finals),
+        "train_seconds": float(sum(m.get("train_seconds") or 0.0 for m in finals)),
+        "job_seconds": float(sum(m.get("job_seconds") or 0.0 for m in finals)),
+    }
+
+
 def describe_experiment(
-    finals: Sequence[Mapping[str, Any]], *, experiment: str, title: str = ""
+    finals: Sequence[Mapping[str, Any]],
+    *,
+    experiment: str,
+    title: str = "",
+    sweep_finals: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The facts of one experiment's runs, from their final.json dicts (JSON-able).
 
@@ -46,7 +62,9 @@ def describe_experiment(
     data_descriptions, sizes (train/val/test per distinct split), models (label and parameter
     count), runs (labels in order of first appearance), seeds, n_runs, epochs, batch_sizes,
     completed/diverged counts and the diverged runs, hardware, train_seconds and job_seconds
-    (sums over runs), commits (commit, dirty) and torch versions.
+    (sums over runs), commits (commit, dirty) and torch versions; and ``sweeps``
+    (:func:`describe_sweeps` of ``sweep_finals``, None without sweeps), whose time is not in
+    train_seconds/job_seconds.
     """
     if not finals:
         raise ValueError(f"{experiment}: no final.json given")
@@ -89,6 +107,7 @@ def describe_experiment(
         "job_seconds": float(sum(m.get("job_seconds") or 0.0 for m in finals)),
         "commits": [{"commit": c, "dirty": d} for c, d in code],
         "torch": _unique([(m.get("versions") or {}).get("torch") for m in finals]),
+        "sweeps": describe_sweeps(sweep_finals) if sweep_finals else None,
     }
 
 

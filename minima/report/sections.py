@@ -56,9 +56,21 @@ def what_was_run_paragraph(
         + (f", diverged: {', '.join(info['diverged'])}" if info["diverged"] else "")
         + f". Hardware: {', '.join(info['hardware'])}; training time "
         f"{format_duration(info['train_seconds'])} in total "
-        f"({format_duration(info['job_seconds'])} of jobs). Code: {_commits(info)}."
+        f"({format_duration(info['job_seconds'])} of jobs)."
+        + _sweep_sentence(info.get("sweeps"))
+        + f" Code: {_commits(info)}."
     )
     return r"\paragraph{What was run.} " + escape(text)
+
+
+def _sweep_sentence(sweeps: Mapping[str, Any] | None) -> str:
+    if not sweeps:
+        return ""
+    return (
+        f" Hyper-parameter sweeps ({', '.join(sweeps['names'])}): {sweeps['n_runs']} more runs "
+        f"({sweeps['completed']} completed), training time "
+        f"{format_duration(sweeps['train_seconds'])}."
+    )
 
 
 def experiment_section(
@@ -149,8 +161,10 @@ def overview_section(
                 escape(format_duration(info["train_seconds"])),
             ]
         )
-    total = sum(i["train_seconds"] for i in infos)
-    jobs = sum(i["job_seconds"] for i in infos)
+    sweeps = [i["sweeps"] for i in infos if i.get("sweeps")]
+    total = sum(i["train_seconds"] for i in infos) + sum(s["train_seconds"] for s in sweeps)
+    jobs = sum(i["job_seconds"] for i in infos) + sum(s["job_seconds"] for s in sweeps)
+    swept = sum(s["n_runs"] for s in sweeps)
     commits = {_commits(i) for i in infos}
     torch = sorted({str(v) for i in infos for v in i["torch"]})
     stand_ins = sorted({d for i in infos if i["stand_in"] for d in i["datasets"]})
@@ -159,7 +173,9 @@ def overview_section(
         escape(
             "Every table and figure below was made by the workflow from the runs listed here; "
             "these facts are read from the runs' own metadata (final.json). "
-            f"Training time over all runs: {format_duration(total)} "
+            "Training time over all runs"
+            + (f" (with {swept} runs of hyper-parameter sweeps)" if swept else "")
+            + f": {format_duration(total)} "
             f"({format_duration(jobs)} of jobs, including data loading and evaluation). "
             f"Code: {'; '.join(sorted(commits))}. PyTorch {', '.join(torch)}."
         ),
