@@ -45,7 +45,7 @@ rule sweep_summary:
     log:
         "logs/sweeps/{exp}/{sweep}/summary.log",
     conda:
-        "../envs/paper.yaml"
+        "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=resource("paper", "mem_mb"),

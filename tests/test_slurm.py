@@ -177,7 +177,11 @@ def test_slurm_profile_packs_short_runs_into_shared_jobs(tmp_path):
     grouped = {member for _, members in groups for member in members}
     chained = [k for k in plan.run_keys(config) if plan.init_source(config, k) is not None]
     assert chained and not any(f"run={k.run}," in m for k in chained for m in grouped)
-    assert {name for name, _ in groups} <= {f"train_{exp}" for exp in config["experiments"]}
+    # the lr sweep's 36 short runs (E1, in rule all) share 4 jobs of at most 9
+    sweep_jobs = by_name["sweep_e1"]
+    assert len(sweep_jobs) == 4 and all(len(members) <= 9 for members in sweep_jobs)
+    names = {f"{kind}_{exp}" for exp in config["experiments"] for kind in ("train", "sweep")}
+    assert {name for name, _ in groups} <= names
 
 
 @pytest.mark.slow
