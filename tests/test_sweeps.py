@@ -205,3 +205,11 @@ def test_sweep_entries_are_checked(config):
     cfg["experiments"]["e2"]["figures"]["grid_fig"] = figure
     with pytest.raises(ConfigError, match="vary several"):
         check_paper(cfg)
+
+
+def test_sweep_axes_name_the_setting_in_words():
+    from minima.report.kinds.sweep import _axis_name
+
+    assert _axis_name("optimizer.lr") == "learning rate"
+    assert _axis_name("optimizer.sgd.lr") == "learning rate (sgd)"
+    assert _axis_name("optimizer.weight_decay") == "weight_decay"

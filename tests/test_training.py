@@ -215,3 +215,25 @@ def test_compiled_loop_matches_eager(tmp_path):
     for a, b in zip(eager.rows, compiled.rows, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["val_acc"] == b["val_acc"]
+
+
+def test_spectral_norms_are_sampled_in_every_epoch_even_short_ones():
+    """every=10 steps with 6-step epochs: each epoch still records its spectral norms."""
+    from torch import nn
+
+    from minima.train.gradstats import GradientRecorder
+
+    conv, linear = nn.Conv2d(1, 2, 3), nn.Linear(4, 3)
+    model = nn.Sequential(conv, nn.Flatten(), linear)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    recorder = GradientRecorder(model, conv, linear, every=10)
+    counts = []
+    for _ in range(3):
+        recorder.reset()
+        for _ in range(6):
+            recorder()
+        counts.append(recorder.spectral_count)
+        assert recorder.summary()["first_conv_grad_spectral"] > 0
+    # epoch 1: steps 0 (first, %10) ; epoch 2: 6 (first), 10 ; epoch 3: 12 (first)
+    assert counts == [1, 2, 1]

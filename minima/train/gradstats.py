@@ -38,7 +38,8 @@ def linear_spectral_norm(grad: torch.Tensor) -> torch.Tensor:
 
 
 class GradientRecorder:
-    """Sums the gradient norm every step and the two spectral norms every ``every`` steps.
+    """Sums the gradient norm every step and the two spectral norms every ``every`` steps and
+    at each epoch's first step (so an epoch shorter than ``every`` steps still has a value).
 
     Passed as ``on_gradient`` to a train step, so it sees the gradient at the current weights
     (for SAM: before the ascent step), which is what the sharpness rho*||g|| is defined on.
@@ -62,7 +63,7 @@ class GradientRecorder:
         norms = torch._foreach_norm(grads)
         self.sums[0] += torch.linalg.vector_norm(torch.stack(norms)).double()
         self.norm_count += 1
-        if self.calls % self.every == 0:
+        if self.calls % self.every == 0 or self.norm_count == 1:
             self.sums[1] += first_conv_spectral_norm(self.first_conv.weight.grad.detach()).double()
             self.sums[2] += linear_spectral_norm(self.last_linear.weight.grad.detach()).double()
             self.spectral_count += 1

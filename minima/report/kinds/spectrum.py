@@ -23,7 +23,8 @@ from minima.report.kinds.paths import analysis_file, check_analysis, key_of, sho
 from minima.report.latex import escape, tabular
 from minima.report.tables import Table, format_mean_std
 
-# Densities below this are not drawn: SLQ's Gaussian tails reach 1e-30 and squash the plot.
+# The y axis starts here: SLQ's Gaussian tails reach 1e-30 and would squash the plot, so the
+# density is drawn clipped to this floor (PyHessian's plots add a similar offset).
 DENSITY_FLOOR = 1e-8
 
 
@@ -80,8 +81,9 @@ def draw_density(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
                 ax = axes[m * math.ceil(len(runs) / cols) + i // cols, i % cols]
                 ax.set_visible(True)
                 frame = pd.read_parquet(files[(model, run)])
-                shown = frame[frame["density"] > DENSITY_FLOOR]
-                ax.semilogy(shown["x"], shown["density"], color=look.color(run))
+                clipped = np.maximum(frame["density"].to_numpy(dtype=float), DENSITY_FLOOR)
+                ax.semilogy(frame["x"], clipped, color=look.color(run), linewidth=1.0)
+                ax.set_ylim(bottom=DENSITY_FLOOR)
                 title = (
                     look.name(run) if len(models) == 1 else f"{look.model(model)}, {look.name(run)}"
                 )

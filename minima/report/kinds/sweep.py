@@ -50,6 +50,18 @@ def _check(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], where: 
             )
 
 
+# Swept settings by their last dotted part, as an axis says them.
+AXIS_NAMES = {"lr": "learning rate", "momentum": "momentum", "tl": "switch threshold (val. loss)"}
+
+
+def _axis_name(dotted: str) -> str:
+    """``optimizer.lr`` -> "learning rate"; ``optimizer.sgd.lr`` -> "learning rate (sgd)"."""
+    *parents, last = dotted.split(".")
+    name = AXIS_NAMES.get(last, last)
+    inner = [p for p in parents if p != "optimizer"]
+    return f"{name} ({'.'.join(inner)})" if inner else name
+
+
 def _shown(summary: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     return summary[summary["run"].isin(spec["runs"]) & summary["model"].isin(spec["models"])]
 
@@ -105,7 +117,7 @@ def draw_sweep(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
             if len(models) > 1:
                 ax.set_title(look.model(model))
         for ax in axes:
-            ax.set_xlabel(" / ".join(sorted(xlabels)))
+            ax.set_xlabel(" / ".join(_axis_name(key) for key in sorted(xlabels)))
         if spec["metric"].endswith("loss"):  # losses of a sweep span decades
             for ax in axes:
                 ax.set_yscale("log")
