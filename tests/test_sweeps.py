@@ -207,6 +207,17 @@ def test_sweep_entries_are_checked(config):
         check_paper(cfg)
 
 
+def test_sweep_entries_say_how_the_points_were_trained(config):
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["e1"]["sweeps"]["lr"]["epochs"] = 1
+    spec = with_order(cfg, "e1", cfg["experiments"]["e1"]["tables"]["lr_sweep"])
+    spec = table_kind("sweep").job_spec(cfg, "e1", spec)
+    assert spec["sweep_note"] == "Each point: 1 seed(s), 1 epoch(s)."
+    spec = with_order(config, "e1", config["experiments"]["e1"]["figures"]["lr_sweep_acc"])
+    spec = figure_kind("sweep").job_spec(config, "e1", spec)
+    assert spec["sweep_note"] == "Each point: 1 seed(s), the runs' own epochs."
+
+
 def test_sweep_axes_name_the_setting_in_words():
     from minima.report.kinds.sweep import _axis_name
 

@@ -123,6 +123,8 @@ def draw_sweep(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
                 ax.set_yscale("log")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+        if spec.get("sweep_note"):
+            fig.suptitle(spec["sweep_note"], fontsize="small")
     return fig
 
 
@@ -181,8 +183,18 @@ def build_sweep_table(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Tab
                 )
             rows.append(row)
     align = "l" * (3 if show_model else 2) + "r" * (1 + len(chosen))
-    return Table(tabular(header, rows, align=align), pd.DataFrame(numbers))
+    notes = [escape(spec["sweep_note"])] if spec.get("sweep_note") else []
+    return Table(tabular(header, rows, align=align, notes=notes), pd.DataFrame(numbers), notes)
 
 
-SWEEP_FIGURE = Kind(inputs=_inputs, check=_check, draw=draw_sweep)
-SWEEP_TABLE = Kind(inputs=_inputs, check=_check, draw=build_sweep_table)
+def _resolve(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry with ``sweep_note``: how the sweep's points were trained, which the paper's
+    caption sentence (about the main runs) does not say."""
+    sec = sweeps.section(config, exp, spec["sweep"])
+    seeds = len(sec["seeds"])
+    epochs = f"{sec['epochs']} epoch(s)" if sec.get("epochs") else "the runs' own epochs"
+    return {**spec, "sweep_note": f"Each point: {seeds} seed(s), {epochs}."}
+
+
+SWEEP_FIGURE = Kind(inputs=_inputs, check=_check, draw=draw_sweep, resolve=_resolve)
+SWEEP_TABLE = Kind(inputs=_inputs, check=_check, draw=build_sweep_table, resolve=_resolve)
