@@ -33,7 +33,7 @@ from minima import plan
 from minima.plan import ConfigError, RunKey
 from minima.report import style
 from minima.report.kinds import Inputs, Kind
-from minima.report.kinds.paths import analysis_file, check_analysis, key_of, shown_keys
+from minima.report.kinds.paths import analysis_file, check_analysis, drawn_keys, key_of
 from minima.report.latex import escape, tabular
 from minima.report.tables import Table
 
@@ -52,14 +52,7 @@ _STEP_FILE = re.compile(r"/step(?P<step>\d+)/line_search\.parquet$")
 def shown_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> list[RunKey]:
     """The entry's runs covered by the eigenpairs analysis, one seed each (``seed``; null: the
     lowest), in config order."""
-    keys = shown_keys(config, exp, spec, ANALYSIS)
-    if spec.get("seed") is not None:
-        return keys
-    lowest: dict[tuple[str, str], int] = {}
-    for key in keys:
-        group = (key.model, key.run)
-        lowest[group] = min(key.seed, lowest.get(group, key.seed))
-    return [key for key in keys if key.seed == lowest[(key.model, key.run)]]
+    return drawn_keys(config, exp, spec, ANALYSIS)
 
 
 def line_search_file(key: RunKey, step: int) -> str:

@@ -25,7 +25,7 @@ from minima.io import read_json
 from minima.plan import ConfigError, RunKey
 from minima.report import style
 from minima.report.kinds import Inputs, Kind
-from minima.report.kinds.paths import analysis_file, check_analysis, key_of, shown_keys
+from minima.report.kinds.paths import analysis_file, check_analysis, drawn_keys, key_of
 
 # What d1 and d2 are, per direction pair (axis labels and the 1D legend).
 DIRECTION_NAMES: dict[str, tuple[str, str]] = {
@@ -54,12 +54,8 @@ def direction_runs(config: Mapping[str, Any], exp: str, directions: str) -> list
 
 def shown_landscapes(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> list[RunKey]:
     """The runs drawn: shown by the entry, covered by its pair, at its seed (null: lowest)."""
-    seed = spec.get("seed")
-    if seed is None:
-        seed = min(config["experiments"][exp]["seeds"])
     covered = set(direction_runs(config, exp, spec["directions"]))
-    keys = shown_keys(config, exp, {**spec, "seed": seed}, "landscape")
-    return [key for key in keys if key.run in covered]
+    return [key for key in drawn_keys(config, exp, spec, "landscape") if key.run in covered]
 
 
 def landscape_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:

@@ -58,6 +58,20 @@ def shown_keys(
     ]
 
 
+def drawn_seed(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> int:
+    """The seed a figure draws: the entry's ``seed``, null: the experiment's lowest (every run
+    of an experiment has the same seeds)."""
+    seed = spec.get("seed")
+    return min(config["experiments"][exp]["seeds"]) if seed is None else int(seed)
+
+
+def drawn_keys(
+    config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], analysis: str
+) -> list[RunKey]:
+    """:func:`shown_keys` at the :func:`drawn_seed` only: one run key per (model, run)."""
+    return shown_keys(config, exp, {**spec, "seed": drawn_seed(config, exp, spec)}, analysis)
+
+
 def check_analysis(
     config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], where: str, analysis: str
 ) -> None:

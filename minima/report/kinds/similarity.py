@@ -25,7 +25,7 @@ from minima import plan
 from minima.plan import ConfigError, RunKey
 from minima.report import style
 from minima.report.kinds import Inputs, Kind
-from minima.report.kinds.paths import key_of, run_file
+from minima.report.kinds.paths import drawn_seed, key_of, run_file
 
 MEASURE_NAMES = {
     "cka": "linear CKA",
@@ -52,12 +52,6 @@ NAME_WIDTH_MIN = 10
 
 def _section(config: Mapping[str, Any], exp: str) -> dict[str, Any] | None:
     return plan.analysis_section(config, exp, "similarity")
-
-
-def _seed(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> int:
-    """The entry's seed, null: the experiment's lowest."""
-    seed = spec.get("seed")
-    return min(config["experiments"][exp]["seeds"]) if seed is None else int(seed)
 
 
 def _models(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> list[str]:
@@ -88,7 +82,7 @@ def similarity_table(exp: str, model: str, seed: int, pair: tuple[str, str], mea
 
 
 def similarity_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:
-    seed = _seed(config, exp, spec)
+    seed = drawn_seed(config, exp, spec)
     return {
         "tables": [
             similarity_table(exp, model, seed, pair, spec["measure"])
@@ -99,7 +93,7 @@ def similarity_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, An
 
 
 def filters_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:
-    seed = _seed(config, exp, spec)
+    seed = drawn_seed(config, exp, spec)
     return {
         "weights": [
             run_file(RunKey(exp, model, run, seed), "final.safetensors")
