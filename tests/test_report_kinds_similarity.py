@@ -257,6 +257,23 @@ def test_filters_show_each_runs_filter_grid_side_by_side(config, tmp_path):
     fig.savefig(tmp_path / "filters.pdf")
 
 
+def test_filters_crop_to_the_first_filters_and_channels_and_say_so(config, tmp_path):
+    kind = figure_kind("filters")
+    spec = entry(config, "filters", max_filters=2, max_channels=3)
+    path = kind.inputs(config, "e3", spec)["weights"][0]
+    torch.manual_seed(1)
+    weight = torch.randn(6, 4, 3, 3)
+    fig = kind.draw(spec, {"weights": [write_weights(tmp_path, path, weight)]}, Look())
+    image = next(ax for ax in fig.axes if ax.get_visible()).images[0].get_array()
+    assert image.shape == (2 * 4 - 1, 3 * 4 - 1)  # 2 rows, 3 columns of 3x3 tiles, 1 px apart
+    # each filter keeps its own scale over all 4 channels, not just the 3 shown
+    np.testing.assert_allclose(image, filter_grid(weight.double())[:7, :11])
+    assert fig.get_suptitle().endswith("filters 1-2 of 6, input channels 1-3 of 4")
+    uncropped = entry(config, "filters", max_filters=6, max_channels=None)
+    fig = kind.draw(uncropped, {"weights": [write_weights(tmp_path, path, weight)]}, Look())
+    assert fig.get_suptitle() == "conv layer layer2.0.conv1"
+
+
 def test_filters_refuse_altered_weights_and_unknown_layers(config, tmp_path):
     kind = figure_kind("filters")
     spec = entry(config, "filters")

@@ -290,17 +290,33 @@ def read_filters(weights: str, layer: str) -> np.ndarray:
         return handle.get_tensor(name).double().numpy()
 
 
+def shown_part(shape: tuple[int, ...], max_filters: int | None, max_channels: int | None) -> str:
+    """What a cropped filter grid leaves out, in words ("" when it shows everything): the
+    figure must not pass a corner of the layer off as the whole of it."""
+    out_ch, in_ch = shape[:2]
+    parts = []
+    if max_filters is not None and max_filters < out_ch:
+        parts.append(f"filters 1-{max_filters} of {out_ch}")
+    if max_channels is not None and max_channels < in_ch and in_ch != 3:
+        parts.append(f"input channels 1-{max_channels} of {in_ch}")
+    return ": " + ", ".join(parts) if parts else ""
+
+
 def draw_filters(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
     """The filter grid of ``spec['layer']`` of each run side by side (a row per model), drawn
     as the ``filters`` rule draws them: a row per filter, a column per input channel (RGB for
-    a 3-channel layer), each filter scaled to its own range."""
+    a 3-channel layer), each filter scaled to its own range. ``max_filters``/``max_channels``
+    crop the grid to its first filters and input channels, so the tiles stay legible at text
+    width (a 128 x 64 grid of 3 x 3 kernels has tiles of about 1 mm)."""
     from minima.similarity.filters import filter_grid
     from minima.similarity.plots import draw_filter_grid
 
     keys = [key_of(path) for path in inputs["weights"]]
     if not keys:
         raise ValueError("no weights to draw filters from")
-    grids = [filter_grid(read_filters(path, spec["layer"])) for path in inputs["weights"]]
+    weights = [read_filters(path, spec["layer"]) for path in inputs["weights"]]
+    limits = {"max_filters": spec.get("max_filters"), "max_channels": spec.get("max_channels")}
+    grids = [filter_grid(w, **limits) for w in weights]
     models = list(dict.fromkeys(k.model for k in keys))
     runs = list(dict.fromkeys(k.run for k in keys))
     height, width = grids[0].shape[:2]
@@ -323,7 +339,10 @@ def draw_filters(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
             title = name if len(models) == 1 else f"{look.model(key.model)}, {name}"
             draw_filter_grid(ax, grid, title)
             ax.title.set_color(look.color(key.run))
-        fig.suptitle(f"conv layer {spec['layer']}", fontsize="medium")
+        fig.suptitle(
+            f"conv layer {spec['layer']}{shown_part(weights[0].shape, **limits)}",
+            fontsize="medium",
+        )
     return fig
 
 
