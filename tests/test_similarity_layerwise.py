@@ -90,6 +90,28 @@ def test_layerwise_cka_equals_direct_full_activation_cka(budget, forms, block):
     np.testing.assert_allclose(as_matrix(table), expected, rtol=1e-9)
 
 
+def test_layerwise_cka_logs_one_progress_line_per_gram_block(caplog):
+    """Blocks of 16 examples over batches of 8: batches 0-1, 2-3, then 4 (the last)."""
+    with caplog.at_level("INFO", logger="minima.similarity"):
+        layerwise_cka(
+            tiny_net(0),
+            tiny_net(1),
+            make_batches(),
+            device="cpu",
+            max_feature_elements=0,
+            block_examples=16,
+        )
+    lines = [r.getMessage() for r in caplog.records if "Gram block" in r.getMessage()]
+    assert [line.split(" paired")[0] for line in lines] == [
+        f"linear CKA: Gram block of batches {a}-{b}" for a, b in ((0, 1), (2, 3), (4, 4))
+    ]
+    assert [line.split("(")[1].split(",")[0] for line in lines] == [
+        "2 of 5 batches",
+        "4 of 5 batches",
+        "5 of 5 batches",
+    ]
+
+
 def test_layerwise_cka_float32_models_and_labelled_batches():
     net_a, net_b = tiny_net(2, torch.float32), tiny_net(3, torch.float32)
     batches = make_batches(dtype=torch.float32)
