@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 from tests.workflow_helpers import REPO, planned_jobs, snakemake
@@ -21,6 +23,41 @@ def test_dry_run_plans_every_training_job_of_the_paper(tmp_path):
     assert jobs["download"] == 2  # mnist and cifar10
     assert jobs["split"] == 6  # one per experiment
     assert jobs["init_weights"] == 3 + 10 + 1 + 3 * 2 + 1 + 1  # one per (experiment, model, seed)
+
+
+def test_gpu_paper_profile_plans_full_mnist_and_synthetic_cifar(tmp_path):
+    """profiles/paper-gpu: E1, E2, E5 exactly as config.yaml (the spec's size) on MNIST from
+    data_root, E3/E4 on generated CIFAR-format images, E5's CIFAR-10 setting left out."""
+    from snakemake.utils import update_config
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    merged = copy.deepcopy(base)
+    update_config(merged, yaml.safe_load((REPO / "config" / "paper_gpu.yaml").read_text()))
+    for exp in ("e1", "e2", "e5"):
+        assert merged["experiments"][exp] == base["experiments"][exp]
+    assert {merged["experiments"][e]["dataset"] for e in ("e3", "e4")} == {"cifar10_synthetic"}
+    assert merged["download"] is False and merged["build_experiments"] == [
+        "e1",
+        "e2",
+        "e5",
+        "e3",
+        "e4",
+    ]
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(REPO / "profiles" / "paper-gpu"),
+        "all",
+        "results/paper/paper.pdf",
+        configfiles=("config/paper_gpu.yaml",),
+    )
+    jobs = planned_jobs(result.stdout)
+    assert jobs["download"] == 1 and jobs["synthetic_cifar10"] == 1  # MNIST; no CIFAR-10
+    # E1 12, E2 50, E5 1, E3 6 (the pretrained pair skipped), E4 2 models x 4 x 2 seeds
+    assert jobs["train"] == 12 + 50 + 1 + 6 + 16
+    assert jobs["sweep_train"] == 36 and jobs["paper"] == 1
+    assert jobs["paper_section"] == 5
 
 
 def test_cross_initialized_run_waits_for_its_source(tmp_path):
