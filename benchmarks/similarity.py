@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import resource
 import subprocess
@@ -84,6 +85,9 @@ def straightforward_cka(model_a, model_b, batches, device) -> torch.Tensor:
 
 
 def worker(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format=f"  [{args.worker}] %(message)s", stream=sys.stderr
+    )
     device = torch.device(args.device)
     model_a, model_b = resnet18(0), resnet18(1)
     gen = torch.Generator().manual_seed(2)
@@ -156,11 +160,12 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", impl, "--device", args.device, "--n", str(args.n)]
     cmd += ["--batch-size", str(args.batch_size), "--image-size", str(args.image_size)]
     cmd += ["--block-examples", str(args.block_examples)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # stderr is the terminal's: the streaming worker's progress lines (one per Gram block,
+    # minutes apart at 10,000 inputs on a CPU) and any traceback show as they come
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"error": " | ".join(tail) or f"exit code {proc.returncode}"}
+        return {"error": f"exit code {proc.returncode} (its error is printed above)"}
     return json.loads(lines[-1][len("RESULT ") :])
 
 
