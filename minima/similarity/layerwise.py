@@ -128,7 +128,7 @@ def layerwise_cka(
                 xj, aj, bj = forward(batch_j)
                 _check_same_batch(seen, j, xj)
                 acc.add_gram_block(block, acc.block(j, aj, bj))
-        # one line per block: on a CPU a block of 10,000 test images takes minutes
+        # one line per block: with 10,000 test images on a CPU, each block takes minutes
         log.info(
             "linear CKA: Gram block of batches %d-%d paired with every later batch "
             "(%d of %s batches, %.0f s)",
