@@ -259,11 +259,6 @@ def all_targets():
     )
 
 
-def resource(family, name):
-    """A job resource of a rule family, from config `resources`."""
-    return config["resources"][family][name]
-
-
 def train_group(wildcards):
     """Job group of a training run: one per experiment (`train_<exp>`); none if cross-initialized.
 

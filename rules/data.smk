@@ -62,6 +62,8 @@ rule split:
         split="results/data/{dataset}/splits/{exp}_seed{seed}.npz",
     log:
         "logs/data/split_{dataset}_{exp}_seed{seed}.log",
+    group:
+        PREP_GROUP
     conda:
         "../envs/data.yaml"
     threads: resource("data", "threads")

@@ -33,6 +33,10 @@ rule spectrum:
         meta=f"{SPECTRUM_DIR}/spectrum.json",
     log:
         f"logs/analysis/spectrum/{ANALYSIS_RUN}.log",
+    benchmark:
+        f"results/benchmarks/spectrum/{ANALYSIS_RUN}.tsv"
+    group:
+        analysis_group
     conda:
         "../envs/hessian.yaml"
     threads: resource("analysis", "threads")
@@ -74,6 +78,10 @@ rule landscape:
         meta=f"{LANDSCAPE_DIR}/landscape.json",
     log:
         f"logs/analysis/landscape/{ANALYSIS_RUN}.log",
+    benchmark:
+        f"results/benchmarks/landscape/{ANALYSIS_RUN}.tsv"
+    group:
+        analysis_group
     conda:
         "../envs/hessian.yaml"
     threads: resource("analysis", "threads")
@@ -116,6 +124,10 @@ rule sharpness:
         meta=f"{SHARPNESS_DIR}/sharpness.json",
     log:
         f"logs/analysis/sharpness/{ANALYSIS_RUN}.log",
+    benchmark:
+        f"results/benchmarks/sharpness/{ANALYSIS_RUN}.tsv"
+    group:
+        analysis_group
     conda:
         "../envs/hessian.yaml"
     threads: resource("analysis", "threads")
@@ -183,8 +195,12 @@ rule eigenpairs:
         meta=f"{EIGENPAIRS_DIR}/step{{step}}/eigenpairs.json",
     log:
         f"logs/analysis/eigenpairs/{ANALYSIS_RUN}/step{{step}}.log",
+    benchmark:
+        f"results/benchmarks/eigenpairs/{ANALYSIS_RUN}/step{{step}}.tsv"
     wildcard_constraints:
         step=r"\d+",
+    group:
+        analysis_group
     conda:
         "../envs/hessian.yaml"
     threads: resource("analysis", "threads")
@@ -239,6 +255,10 @@ rule subset_check:
         meta=f"{EIGENPAIRS_DIR}/subset_check.json",
     log:
         f"logs/analysis/eigenpairs/{ANALYSIS_RUN}/subset_check.log",
+    benchmark:
+        f"results/benchmarks/subset_check/{ANALYSIS_RUN}.tsv"
+    group:
+        analysis_group
     conda:
         "../envs/hessian.yaml"
     threads: resource("analysis", "threads")

@@ -17,6 +17,10 @@ rule similarity:
         meta=f"{SIMILARITY_DIR}/{{measure}}.json",
     log:
         "logs/similarity/{exp}/{model}/seed{seed}/{run_a}__{run_b}_{measure}.log",
+    benchmark:
+        "results/benchmarks/similarity/{exp}/{model}/seed{seed}/{run_a}__{run_b}_{measure}.tsv"
+    group:
+        analysis_group
     conda:
         "../envs/similarity.yaml"
     threads: resource("analysis", "threads")

@@ -19,6 +19,8 @@ rule sweep_train:
         checkpoints=temp(directory(f"{SWEEP_DIR}/checkpoints")),
     log:
         f"logs/sweeps/{SWEEP_DIR.removeprefix('results/sweeps/')}.log",
+    benchmark:
+        f"results/benchmarks/sweep_train/{SWEEP_DIR.removeprefix('results/sweeps/')}.tsv"
     group:
         sweep_group
     conda:

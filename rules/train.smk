@@ -12,6 +12,8 @@ rule init_weights:
         sidecar="results/runs/{exp}/{model}/init/seed{seed}.json",
     log:
         "logs/train/{exp}/{model}/init_seed{seed}.log",
+    group:
+        PREP_GROUP
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -37,6 +39,8 @@ rule train:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
     log:
         f"logs/train/{RUN_DIR.removeprefix('results/runs/')}.log",
+    benchmark:
+        f"results/benchmarks/train/{RUN_DIR.removeprefix('results/runs/')}.tsv"
     group:
         train_group
     conda:
@@ -62,6 +66,8 @@ rule pretrained_init:
         sidecar="results/runs/{exp}/{model}/init/pretrained_seed{seed}.json",
     log:
         "logs/train/{exp}/{model}/pretrained_seed{seed}.log",
+    group:
+        PREP_GROUP
     conda:
         "../envs/train.yaml"
     threads: 1

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -154,10 +155,62 @@ def group_jobs(output: str) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def test_slurm_profile_packs_short_runs_into_shared_jobs(tmp_path):
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory) -> str:
+    """Dry run of the whole paper (rule all and the PDF) under profiles/slurm."""
+    work = tmp_path_factory.mktemp("paper_dry_run")
+    profile = str(REPO / "profiles" / "slurm")
+    return snakemake(work, "-n", "--profile", profile, "all", "results/paper/paper.pdf").stdout
+
+
+def local_rules() -> set[str]:
+    """The rules named in the workflow's `localrules:` (rules/cluster.smk)."""
+    text = (REPO / "rules" / "cluster.smk").read_text()
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, re.MULTILINE).group(1)
+    return set(re.findall(r"\w+", block))
+
+
+def submissions(output: str, local: set[str]) -> Counter:
+    """SLURM jobs a dry run would submit: one per group job, one per ungrouped job of a rule
+    that is neither local nor action-less (rule all), counted by group or rule name."""
+    counts: Counter = Counter()
+    for line in output.splitlines():
+        group = re.search(r"Group job (\S+) \(jobs in", line)
+        if group:
+            counts[f"group {group.group(1)}"] += 1
+        rule = re.match(r"^rule (\w+):$", line)  # top level: not inside a group job
+        if rule and rule.group(1) not in local | {"all"}:
+            counts[rule.group(1)] += 1
+    return counts
+
+
+def test_small_jobs_never_become_slurm_jobs_of_their_own(paper_dry_run):
+    """The full paper under profiles/slurm: 115 submissions (257 before localrules and the
+    prep/analysis groups). Data, figures, tables and the PDF run on the login node; splits
+    and initial weights share one job; E1's and E5's analyses share a few."""
+    local = local_rules()
+    rules = set(
+        re.findall(
+            r"^rule (\w+):",
+            "".join(smk.read_text() for smk in (REPO / "rules").glob("*.smk")),
+            re.MULTILINE,
+        )
+    )
+    assert local <= rules
+    assert {"download", "figure", "table", "analysis_figure", "paper_section", "paper"} <= local
+    counts = submissions(paper_dry_run, local)
+    # only GPU work is submitted, and the two cross-initialized E3 runs outside any group
+    assert {name for name in counts if not name.startswith("group ")} == {"train"}
+    assert counts["train"] == 2
+    assert counts["group prep"] == 1  # 22 initial weights, 6 splits, 2 pretrained heads
+    assert counts["group analysis_e1"] == 2 and counts["group analysis_e5"] == 1
+    assert counts["group analysis_e4"] == 48  # hours each: one per job
+    assert sum(counts.values()) == 115
+
+
+def test_slurm_profile_packs_short_runs_into_shared_jobs(paper_dry_run):
     """Dry run of the whole paper with profiles/slurm: E1 and E2 runs share SLURM jobs."""
-    result = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
-    groups = group_jobs(result.stdout)
+    groups = group_jobs(paper_dry_run)
     by_name: dict[str, list[list[str]]] = {}
     for name, members in groups:
         by_name.setdefault(name, []).append(members)
@@ -180,7 +233,8 @@ def test_slurm_profile_packs_short_runs_into_shared_jobs(tmp_path):
     # the lr sweep's 36 short runs (E1, in rule all) share 4 jobs of at most 9
     sweep_jobs = by_name["sweep_e1"]
     assert len(sweep_jobs) == 4 and all(len(members) <= 9 for members in sweep_jobs)
-    names = {f"{kind}_{exp}" for exp in config["experiments"] for kind in ("train", "sweep")}
+    kinds = ("train", "sweep", "analysis")
+    names = {f"{kind}_{exp}" for exp in config["experiments"] for kind in kinds} | {"prep"}
     assert {name for name, _ in groups} <= names
 
 
