@@ -122,6 +122,21 @@ def _slurm_jobs(name: str) -> list[dict[str, str]]:
     return [job for job in jobs if job.get("JobName") == name]
 
 
+def gpus_asked(job: dict[str, str]) -> int:
+    """GPUs a job asked for, from scontrol's TresPerJob: SLURM 22.05 writes `gres:gpu:1`,
+    later versions `gres/gpu:1` (with a type: `gres/gpu:a100:1`); none: 0."""
+    found = re.findall(r"gres[:/]gpu(?::[A-Za-z0-9_.-]+)?[:=](\d+)", job.get("TresPerJob", ""))
+    return sum(int(count) for count in found)
+
+
+def test_gpu_count_reads_both_gres_spellings():
+    assert gpus_asked({"TresPerJob": "gres:gpu:1"}) == 1  # SLURM 22.05
+    assert gpus_asked({"TresPerJob": "gres/gpu:2"}) == 2  # SLURM 23.02 and later
+    assert gpus_asked({"TresPerJob": "gres/gpu:a100:4"}) == 4
+    assert gpus_asked({"TresPerJob": "gres/gpu=3"}) == 3
+    assert gpus_asked({"TresPerJob": ""}) == gpus_asked({}) == 0
+
+
 def test_every_rule_declares_threads_memory_time_and_gpu_from_config():
     """Each rule asks for threads, mem_mb, runtime and gpu; gpu is a config value or 0."""
     rules = {}
@@ -255,6 +270,7 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         "1",
         "--group-components",
         "train_e1=2",
+        "prep=10",
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
@@ -280,18 +296,16 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     train = [job for job in jobs if job["Comment"].startswith("rule_train")]
     other = [job for job in jobs if not job["Comment"].startswith("rule_train")]
     # four runs, two per SLURM job, each job asking for one GPU and both runs' time limits
-    # (30 min per E1 run in the profile): the group's runs go one after another on that GPU
+    # (30 min per E1 run: config resources.experiments): the group's runs go one after
+    # another on that GPU
     assert len(train) == 2
     for job in train:
-        assert job["TresPerJob"] == "gres:gpu:1"
+        assert gpus_asked(job) == 1, job
         assert job["TimeLimit"] == "01:00:00"
-    # download, split and initial weights: CPU jobs, no GPU asked for
-    assert sorted(re.sub(r"_wildcards.*", "", job["Comment"]) for job in other) == [
-        "rule_download",
-        "rule_init_weights",
-        "rule_split",
-    ]
-    assert not any("gpu" in job.get("TresPerJob", "") + job["TRES"] for job in other)
+    # the download ran on the submitting machine (localrules); split and initial weights
+    # shared one CPU job (group prep), which asked for no GPU
+    assert [re.sub(r"_wildcards.*", "", job["Comment"]) for job in other] == ["rule_prep"]
+    assert gpus_asked(other[0]) == 0
 
     # each run used the GPU SLURM gave its job (CUDA_VISIBLE_DEVICES), found in its own log
     train_ids = {job["JobId"] for job in train}
@@ -302,3 +316,35 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         assert match, log
         held.append(match.group(2))
     assert set(held) == train_ids and sorted(held).count(held[0]) == 2
+
+
+def planned_resources(output: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """Rule, wildcards and resources of every job of a dry run (grouped or not)."""
+    jobs: list[tuple[str, dict[str, str], dict[str, str]]] = []
+    for line in output.splitlines():
+        rule = re.match(r"^\s*rule (\w+):$", line)
+        if rule:
+            jobs.append((rule.group(1), {}, {}))
+        elif jobs and re.match(r"^\s+(wildcards|resources): ", line):
+            kind, values = line.strip().split(": ", 1)
+            target = jobs[-1][1] if kind == "wildcards" else jobs[-1][2]
+            target.update(item.split("=", 1) for item in values.split(", ") if "=" in item)
+    return jobs
+
+
+def test_resources_follow_the_experiment(paper_dry_run):
+    """config resources.experiments: E1's LeNet analyses ask minutes and 4 GB, E4's hours."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())["resources"]
+    seen = set()
+    for rule, wildcards, resources in planned_resources(paper_dry_run):
+        family = {"train": "train", "spectrum": "analysis", "sharpness": "analysis"}.get(rule)
+        if family is None:
+            continue
+        exp = wildcards["exp"]
+        want = {**config[family], **config["experiments"].get(exp, {}).get(family, {})}
+        assert int(resources["runtime"]) == want["runtime"], (rule, exp)
+        assert int(resources["mem_mb"]) == want["mem_mb"], (rule, exp)
+        assert int(resources["gpu"]) == want["gpu"], (rule, exp)
+        seen.add((rule, exp, int(resources["runtime"]), int(resources["mem_mb"])))
+    assert ("spectrum", "e1", 30, 4000) in seen and ("spectrum", "e4", 480, 32000) in seen
+    assert ("train", "e1", 30, 16000) in seen and ("train", "e4", 1440, 16000) in seen
