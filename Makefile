@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: env quick paper tex tex-if-possible test lint clean-quick
+.PHONY: env quick paper tex tex-if-possible test lint clean-quick resources
 
 env: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ tex-if-possible:
 tex:
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y --no-install-recommends $(TEX_PACKAGES)
+
+# What the jobs used (results/benchmarks/) against config `resources`, per rule family and
+# experiment; CONFIG: the config files of the build, e.g. CONFIG="config.yaml config/quick.yaml".
+CONFIG ?= config.yaml
+resources: env
+	$(BIN)/python -m minima.resource_usage --config $(CONFIG)
 
 test: env
 	$(BIN)/python -m pytest

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 FAMILIES = ("data", "train", "analysis", "paper")
-KEYS = ("threads", "mem_mb", "runtime", "gpu")
+KEYS = ("threads", "mem_mb", "runtime", "gpu", "gpu_slots")
 
 # Rule -> resource family, for the rules whose resources come from config (rules/*.smk); the
 # benchmark summary groups measurements by these families.
@@ -104,6 +104,17 @@ def runtime_for_attempt(runtime: int, attempt: int, cap: float | None) -> int:
     return max(1, int(grown))
 
 
+def gpu_slots(values: Mapping[str, Any], slots_per_gpu: int) -> int:
+    """Slots of the machine's GPUs a job takes (local scheduling, minima.gpu_slots): none
+    without a GPU; its `gpu_slots` of one GPU's ``slots_per_gpu`` (default: all, the GPU to
+    itself), at most all of them; all slots of each GPU for a job of several GPUs."""
+    if values["gpu"] == 0:
+        return 0
+    if values["gpu"] > 1:
+        return values["gpu"] * slots_per_gpu
+    return min(values.get("gpu_slots", slots_per_gpu), slots_per_gpu)
+
+
 def job_resource(
     resources: Mapping[str, Any],
     family: str,
@@ -116,6 +127,8 @@ def job_resource(
     if name not in KEYS:
         raise KeyError(f"resources: unknown key {name!r}; one of {', '.join(KEYS)}")
     values = family_resources(resources, family, exp)
+    if name == "gpu_slots":
+        return gpu_slots(values, resources.get("slots_per_gpu", 1))
     if name != "runtime":
         return values[name]
     cap = partition_max_runtime(partition_file, values["gpu"])

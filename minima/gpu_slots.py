@@ -11,6 +11,11 @@ job runs several of our jobs (a Snakemake group job: N runs, N GPUs), they share
 with the same locks, in a lock folder private to that SLURM job: GPU ids are per allocation, so
 two allocations on one node may both call their GPU "0".
 
+Small jobs may share a GPU: with ``slots_per_gpu`` S > 1 each GPU has S slot lock files and a
+job takes ``need`` of them on one GPU (1: a quarter of the GPU when S = 4; S: the whole GPU), so
+up to S LeNet runs share a GPU while a ResNet run holds one alone. A job goes to the GPU with
+the most free slots, which spreads jobs over the GPUs before stacking them.
+
 Pure standard library (no torch import: it must run before CUDA is initialized).
 """
 
@@ -67,13 +72,22 @@ class GpuSlot:
     device: str
     lock_path: Path
     _fd: int | None = field(default=None, repr=False)
+    _more_fds: list[int] = field(default_factory=list, repr=False)  # further slots held
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
+    @property
+    def slots(self) -> int:
+        """Slots of the GPU this job holds (1 without sharing)."""
+        return 0 if self._fd is None else 1 + len(self._more_fds)
+
     def release(self) -> None:
         """Give the GPU back (also happens on process exit, however the process ends)."""
+        for fd in self._more_fds:
+            os.close(fd)
+        self._more_fds = []
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor drops the flock
             self._fd = None
@@ -85,10 +99,18 @@ class GpuSlot:
         self.release()
 
 
-def _lock_name(device: str, host: str) -> str:
+def _lock_name(device: str, host: str, slot: int | None = None) -> str:
     # the host in the name keeps machines apart should the folder be on a shared file system
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{host}-gpu{device}")
+    name = f"{host}-gpu{device}" if slot is None else f"{host}-gpu{device}-slot{slot}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     return f"{safe}.lock"
+
+
+def slot_paths(lock_dir: Path, device: str, host: str, slots_per_gpu: int) -> list[Path]:
+    """The lock files of one GPU's slots (one file, named by the GPU, without sharing)."""
+    if slots_per_gpu == 1:
+        return [lock_dir / _lock_name(device, host)]
+    return [lock_dir / _lock_name(device, host, slot) for slot in range(slots_per_gpu)]
 
 
 def _make_lock_dir(lock_dir: Path) -> None:
@@ -126,46 +148,76 @@ def _holders(paths: Sequence[Path]) -> str:
     return ", ".join(parts)
 
 
+def _take(devices: Sequence[str], paths: Sequence[Sequence[Path]], need: int) -> GpuSlot | None:
+    """``need`` free slots of the GPU with the most free slots (the first such GPU), or None."""
+    best_device, best_held = None, []
+    for device, slot_files in zip(devices, paths, strict=True):
+        held = [(path, fd) for path in slot_files if (fd := _try_lock(path)) is not None]
+        if len(held) >= need and len(held) > len(best_held):
+            held, (best_device, best_held) = best_held, (device, held)
+        for _, fd in held:  # slots of a GPU not chosen
+            os.close(fd)
+        if len(best_held) == len(slot_files):
+            break  # a wholly free GPU: none can be freer
+    if best_device is None:
+        return None
+    for _, fd in best_held[need:]:
+        os.close(fd)
+    (first_path, first_fd), *more = best_held[:need]
+    return GpuSlot(best_device, first_path, first_fd, [fd for _, fd in more])
+
+
 def acquire_slot(
     lock_dir: str | Path,
     devices: Sequence[str],
     *,
+    slots_per_gpu: int = 1,
+    need: int | None = None,
     timeout: float | None = None,
     poll_seconds: float = 0.2,
     host: str | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> GpuSlot:
-    """Hold the first free GPU of ``devices`` (entries of ``CUDA_VISIBLE_DEVICES``).
+    """Hold a free GPU of ``devices`` (entries of ``CUDA_VISIBLE_DEVICES``), or ``need`` of the
+    ``slots_per_gpu`` slots of one.
 
     Args:
         lock_dir: Folder of the lock files (created if missing); local to the machine.
-        devices: GPUs to choose from, in order of preference.
+        devices: GPUs to choose from, in order of preference among equally free ones.
+        slots_per_gpu: Jobs of one slot each that may share a GPU (1: no sharing).
+        need: Slots this job takes on its GPU, 1 to ``slots_per_gpu`` (default: all of them,
+            the GPU to itself).
         timeout: Seconds to wait for a free GPU; ``None`` waits for ever.
         poll_seconds: Pause between rounds while every GPU is held.
         host: Machine name in the lock file names (default: this host's name).
         on_wait: Called once, with a message naming the holders, when the job has to wait.
 
     Raises:
-        ValueError: ``devices`` is empty.
+        ValueError: ``devices`` is empty, or ``need`` is not within 1 to ``slots_per_gpu``.
         GpuSlotTimeoutError: No GPU became free within ``timeout``.
     """
     if not devices:
         raise ValueError("no GPU to choose from")
+    if slots_per_gpu < 1:
+        raise ValueError(f"slots_per_gpu must be at least 1, not {slots_per_gpu}")
+    need = slots_per_gpu if need is None else need
+    if not 1 <= need <= slots_per_gpu:
+        raise ValueError(f"a job takes 1 to {slots_per_gpu} slots of a GPU, not {need}")
     lock_dir = Path(lock_dir)
     _make_lock_dir(lock_dir)
     host = host or socket.gethostname()
-    paths = [lock_dir / _lock_name(device, host) for device in devices]
+    per_gpu = [slot_paths(lock_dir, device, host, slots_per_gpu) for device in devices]
+    paths = [path for slot_files in per_gpu for path in slot_files]
     deadline = None if timeout is None else time.monotonic() + timeout
     warned = False
     while True:
-        for device, path in zip(devices, paths, strict=True):
-            fd = _try_lock(path)
-            if fd is not None:
-                return GpuSlot(device, path, fd)
+        slot = _take(devices, per_gpu, need)
+        if slot is not None:
+            return slot
         if deadline is not None and time.monotonic() >= deadline:
             raise GpuSlotTimeoutError(
                 f"all {len(devices)} GPU slot(s) in {lock_dir} stayed taken for {timeout} s: "
-                f"{_holders(paths)}; run fewer GPU jobs at once (--resources gpu=N) than GPUs"
+                f"{_holders(paths)}; run fewer GPU jobs at once (--resources gpu_slots=N) than GPU slots"
             )
         if on_wait is not None and not warned:
             on_wait(f"waiting for a free GPU; all are held: {_holders(paths)}")
@@ -200,6 +252,8 @@ def claim_gpu(
     *,
     lock_dir: str | Path,
     n_local_gpus: int,
+    slots_per_gpu: int = 1,
+    need: int | None = None,
     timeout: float | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> GpuClaim:
@@ -210,6 +264,8 @@ def claim_gpu(
         lock_dir: Folder for the lock files; under SLURM a sub-folder per SLURM job is used.
         n_local_gpus: GPUs of this machine, used outside SLURM when ``CUDA_VISIBLE_DEVICES``
             is unset (set, it lists the GPUs to share out).
+        slots_per_gpu: Jobs that may share one GPU (config resources.slots_per_gpu).
+        need: Slots of its GPU this job takes (default: all, the GPU to itself).
         timeout: Seconds to wait for a free GPU (``None``: for ever).
         on_wait: Called once with a message if the job has to wait.
     """
@@ -225,6 +281,15 @@ def claim_gpu(
         candidates = preset if preset is not None else [str(i) for i in range(n_local_gpus)]
         if not candidates:
             return GpuClaim(None, origin, "no GPU on this machine (or all hidden)")
-    slot = acquire_slot(lock_dir, candidates, timeout=timeout, on_wait=on_wait)
+    slot = acquire_slot(
+        lock_dir,
+        candidates,
+        slots_per_gpu=slots_per_gpu,
+        need=need,
+        timeout=timeout,
+        on_wait=on_wait,
+    )
     note = f"GPU {slot.device} of {','.join(candidates)} ({origin}; lock {slot.lock_path})"
+    if slots_per_gpu > 1:
+        note += f"; {slot.slots} of its {slots_per_gpu} slots"
     return GpuClaim(slot.device, origin, note, slot)

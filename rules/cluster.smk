@@ -51,6 +51,9 @@ def resource(family, name):
     def value(wildcards, attempt):
         exp = getattr(wildcards, "exp", None)
         values = cluster_resources.family_resources(config["resources"], family, exp)
+        if name == "gpu_slots":
+            slots = config["resources"].get("slots_per_gpu", 1)
+            return cluster_resources.gpu_slots(values, slots)
         if name != "runtime":
             return values[name]
         cap = _max_runtime(partition_file(), values["gpu"])

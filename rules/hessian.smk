@@ -44,6 +44,7 @@ rule spectrum:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=curvature_settings("spectrum"),
         hessian=hessian_engine(
@@ -89,6 +90,7 @@ rule landscape:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=curvature_settings("landscape"),
         hessian=hessian_engine(
@@ -135,6 +137,7 @@ rule sharpness:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=curvature_settings("sharpness"),
         hessian=hessian_engine("dtype", "batch_size"),
@@ -208,6 +211,7 @@ rule eigenpairs:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=curvature_settings("eigenpairs", drop=("subset_check",)),
         hessian=hessian_engine("batch_size", "hvp_method", "chunk_size"),
@@ -266,6 +270,7 @@ rule subset_check:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=curvature_settings("eigenpairs", drop=("line_search", "steps")),
         hessian=hessian_engine("batch_size", "hvp_method"),

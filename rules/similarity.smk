@@ -28,6 +28,7 @@ rule similarity:
         mem_mb=resource("analysis", "mem_mb"),
         runtime=resource("analysis", "runtime"),
         gpu=resource("analysis", "gpu"),
+        gpu_slots=resource("analysis", "gpu_slots"),
     params:
         settings=similarity_settings,
         model=model_spec,

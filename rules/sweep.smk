@@ -30,6 +30,7 @@ rule sweep_train:
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
         gpu=resource("train", "gpu"),
+        gpu_slots=resource("train", "gpu_slots"),
     params:
         run=resolved_point,
         work_dir=f"{SWEEP_DIR}/.partial",

@@ -50,6 +50,7 @@ rule train:
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
         gpu=resource("train", "gpu"),
+        gpu_slots=resource("train", "gpu_slots"),
     params:
         run=resolved_run,
         work_dir=f"{RUN_DIR}/.partial",

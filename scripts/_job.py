@@ -55,12 +55,16 @@ def start(snakemake) -> logging.Logger:
     sys.excepthook = report
     log = logging.getLogger(f"minima.{snakemake.rule}")
     if snakemake.resources.get("gpu", 0) > 0:
-        _take_gpu(log)
+        config = getattr(snakemake, "config", None) or {}
+        slots_per_gpu = config.get("resources", {}).get("slots_per_gpu", 1)
+        need = snakemake.resources.get("gpu_slots") or slots_per_gpu
+        _take_gpu(log, slots_per_gpu, min(need, slots_per_gpu))
     return log
 
 
-def _take_gpu(log: logging.Logger) -> None:
-    """Export this job's own GPU as CUDA_VISIBLE_DEVICES (torch is not imported yet)."""
+def _take_gpu(log: logging.Logger, slots_per_gpu: int = 1, need: int = 1) -> None:
+    """Export this job's own GPU as CUDA_VISIBLE_DEVICES (torch is not imported yet), or
+    `need` of its `slots_per_gpu` slots where small jobs share GPUs (config resources)."""
     global _gpu_claim
     from minima.gpu_slots import claim_gpu, count_nvidia_devices
 
@@ -69,6 +73,8 @@ def _take_gpu(log: logging.Logger) -> None:
         os.environ,
         lock_dir=os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "minima-gpu-slots",
         n_local_gpus=int(n_gpus) if n_gpus else count_nvidia_devices("/dev"),
+        slots_per_gpu=slots_per_gpu,
+        need=need,
         timeout=float(wait) if wait else None,
         on_wait=log.warning,
     )

@@ -101,3 +101,17 @@ def test_rule_families_match_the_rules():
         body = text.split(f"\nrule {rule}:\n", 1)[1].split("\nrule ", 1)[0]
         assert f'mem_mb=resource("{family}", "mem_mb")' in body, rule
         assert "    benchmark:\n" in body, rule
+
+
+def test_gpu_slots_of_a_job():
+    """Slots of one GPU a job takes: 0 without a GPU, its gpu_slots, at most slots_per_gpu."""
+    assert cr.gpu_slots({"gpu": 0, "gpu_slots": 1}, 4) == 0
+    assert cr.gpu_slots({"gpu": 1, "gpu_slots": 1}, 4) == 1  # a quarter of a GPU
+    assert cr.gpu_slots({"gpu": 1}, 4) == 4  # default: the GPU to itself
+    assert cr.gpu_slots({"gpu": 1, "gpu_slots": 3}, 2) == 2  # capped at the GPU's slots
+    assert cr.gpu_slots({"gpu": 2, "gpu_slots": 1}, 4) == 8  # several GPUs: whole ones
+    config = {**RESOURCES, "slots_per_gpu": 4}
+    config["experiments"] = {"e1": {"train": {"gpu_slots": 1}}}
+    assert cr.job_resource(config, "train", "gpu_slots", "e1") == 1
+    assert cr.job_resource(config, "train", "gpu_slots", "e4") == 4
+    assert cr.job_resource(config, "data", "gpu_slots", "e1") == 0

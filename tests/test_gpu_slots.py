@@ -223,3 +223,89 @@ def test_job_start_exports_its_own_gpu_before_torch_is_loaded(tmp_path):
     assert "GPU: GPU 1 of 0,1 (local" in (tmp_path / "job.log").read_text()
     # a CPU job takes no GPU and leaves the environment alone
     assert _run_job(tmp_path, gpu=0, env=env) == {"visible": None, "torch_loaded": False}
+
+
+def test_small_jobs_share_a_gpu_up_to_its_slots_spread_over_the_gpus(tmp_path):
+    """slots_per_gpu 4, one slot per job: 8 jobs on 2 GPUs, 4 each, alternating; a 9th waits."""
+    take = dict(slots_per_gpu=4, need=1, timeout=0)
+    slots = [acquire_slot(tmp_path, ["0", "1"], **take) for _ in range(8)]
+    assert [slot.device for slot in slots[:2]] == ["0", "1"]  # the freer GPU first
+    assert sorted(slot.device for slot in slots) == ["0"] * 4 + ["1"] * 4
+    assert len({slot.lock_path for slot in slots}) == 8 and all(s.slots == 1 for s in slots)
+    with pytest.raises(GpuSlotTimeoutError):
+        acquire_slot(tmp_path, ["0", "1"], **take)
+    slots[3].release()  # a slot of GPU 1 frees
+    again = acquire_slot(tmp_path, ["0", "1"], **take)
+    assert again.device == "1"
+    for slot in (*slots, again):
+        slot.release()
+
+
+def test_a_whole_gpu_job_never_shares_with_small_ones(tmp_path):
+    small = acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, need=1, timeout=0)
+    whole = acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, timeout=0)  # need: all 4
+    assert whole.slots == 4 and whole.device != small.device
+    with pytest.raises(GpuSlotTimeoutError):  # no GPU is wholly free now
+        acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, timeout=0)
+    # small jobs still fit beside the small one, never on the GPU held whole
+    others = [acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, need=1, timeout=0) for _ in "abc"]
+    assert {slot.device for slot in others} == {small.device}
+    with pytest.raises(GpuSlotTimeoutError):
+        acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, need=1, timeout=0)
+    whole.release()
+    half = acquire_slot(tmp_path, ["0", "1"], slots_per_gpu=4, need=2, timeout=0)
+    assert half.device == whole.device and half.slots == 2
+    for slot in (small, *others, half):
+        slot.release()
+
+
+def test_slot_counts_out_of_range_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="1 to 4 slots"):
+        acquire_slot(tmp_path, ["0"], slots_per_gpu=4, need=5)
+    with pytest.raises(ValueError, match="1 to 2 slots"):
+        acquire_slot(tmp_path, ["0"], slots_per_gpu=2, need=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        acquire_slot(tmp_path, ["0"], slots_per_gpu=0)
+
+
+def test_shared_claim_says_how_many_slots_it_holds(tmp_path):
+    claim = claim_gpu({}, lock_dir=tmp_path, n_local_gpus=1, slots_per_gpu=3, need=1, timeout=0)
+    assert claim.device == "0" and claim.note.endswith("; 1 of its 3 slots")
+    assert claim.environment() == {"CUDA_VISIBLE_DEVICES": "0"}
+    claim.release()
+
+
+def _count_jobs_on_gpus(lock_dir, busy_dir, start, results):
+    """A one-slot job: while it holds its slot, one marker per job in its GPU's folder."""
+    start.wait()
+    slot = acquire_slot(
+        lock_dir, ["0", "1"], slots_per_gpu=2, need=1, timeout=60, poll_seconds=0.01
+    )
+    folder = os.path.join(busy_dir, slot.device)
+    os.makedirs(folder, exist_ok=True)
+    marker = os.path.join(folder, str(os.getpid()))
+    open(marker, "w").close()
+    results.put(len(os.listdir(folder)))  # jobs on this GPU now, this one included
+    time.sleep(0.2)
+    os.unlink(marker)
+    slot.release()
+
+
+def test_concurrent_small_jobs_never_exceed_the_slots_of_a_gpu(tmp_path):
+    start, results = CONTEXT.Event(), CONTEXT.Queue()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    jobs = [
+        CONTEXT.Process(
+            target=_count_jobs_on_gpus, args=(str(tmp_path / "l"), str(busy), start, results)
+        )
+        for _ in range(8)
+    ]
+    for job in jobs:
+        job.start()
+    start.set()
+    counts = [results.get(timeout=120) for _ in jobs]
+    for job in jobs:
+        job.join(timeout=30)
+    assert all(job.exitcode == 0 for job in jobs)
+    assert max(counts) <= 2  # two slots per GPU: never three jobs on one

@@ -46,6 +46,7 @@ EXPECTED = {
     "account": ["-A", "myproject"],
     "partition": ["-p", "gpu"],
     "partition_file": ["-p", "gpu"],
+    "shard": ["--gres=shard:1"],
 }
 ON_SPECTRUM_TOO = {"constraint", "gpu_model", "account", "partition", "partition_file"}
 
@@ -166,7 +167,8 @@ def test_recipe_gives_its_sbatch_arguments(name, tmp_path, monkeypatch):
     }
     assert _contains(calls["train"], EXPECTED[name]), calls["train"]
     assert _contains(calls["spectrum"], EXPECTED[name]) == (name in ON_SPECTRUM_TOO)
-    assert "--gpus=1" in calls["train"] or name == "gpu_model"
+    gpus = [arg for arg in calls["train"] if arg.startswith("--gpus")]
+    assert gpus == {"gpu_model": ["--gpus=a100:1"], "shard": []}.get(name, ["--gpus=1"])
     # CPU jobs never ask for a GPU, whatever the recipe; from a partition file they go to cpu
     assert not any(arg.startswith(("--gpus", "--gres")) for arg in calls["split"])
     if name == "partition_file":
