@@ -217,7 +217,8 @@ def acquire_slot(
         if deadline is not None and time.monotonic() >= deadline:
             raise GpuSlotTimeoutError(
                 f"all {len(devices)} GPU slot(s) in {lock_dir} stayed taken for {timeout} s: "
-                f"{_holders(paths)}; run fewer GPU jobs at once (--resources gpu_slots=N) than GPU slots"
+                f"{_holders(paths)}; run fewer GPU jobs at once (--resources gpu_slots=N) "
+                "than there are GPU slots"
             )
         if on_wait is not None and not warned:
             on_wait(f"waiting for a free GPU; all are held: {_holders(paths)}")
