@@ -191,12 +191,17 @@ def _deep_merge(base: dict, extra: Mapping) -> dict:
     return merged
 
 
-def load_resources(config_files: Sequence[str | Path]) -> dict:
-    """Config ``resources`` of the given files, each merged over the ones before it."""
+def merged_config(config_files: Sequence[str | Path]) -> dict:
+    """The config of the given files, each merged over the ones before it (as Snakemake does)."""
     config: dict = {}
     for path in config_files:
         config = _deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
-    return config["resources"]
+    return config
+
+
+def load_resources(config_files: Sequence[str | Path]) -> dict:
+    """Config ``resources`` of the given files, each merged over the ones before it."""
+    return merged_config(config_files)["resources"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -348,3 +348,75 @@ def test_resources_follow_the_experiment(paper_dry_run):
         seen.add((rule, exp, int(resources["runtime"]), int(resources["mem_mb"])))
     assert ("spectrum", "e1", 30, 4000) in seen and ("spectrum", "e4", 480, 32000) in seen
     assert ("train", "e1", 30, 16000) in seen and ("train", "e4", 1440, 16000) in seen
+
+
+# A run longer than its time limit: E1's SGD run on 4,000 images for many epochs (a few
+# minutes on one core), with a one-minute limit on its first try.
+TIMEOUT_OVERRIDES = """\
+build_experiments: [e1]
+training: {resume_every_epochs: 1}
+resources:
+  data: {threads: 1, mem_mb: 500, runtime: 5, gpu: 0}
+  train: {threads: 1, mem_mb: 1500, runtime: 1, gpu: 0}
+  analysis: {threads: 1, mem_mb: 1000, runtime: 5, gpu: 0}
+  experiments: {e1: {train: {runtime: 1}}}
+experiments:
+  e1:
+    data: {train_size: 4000}
+    defaults: {epochs: 80}
+"""
+TIMEOUT_RUN = "results/runs/e1/lenet5/sgd/seed0"
+
+
+@pytest.mark.slow
+def test_timed_out_run_is_retried_with_more_time_and_resumes_to_identical_weights(
+    slurm_cluster, tmp_path, monkeypatch
+):
+    """SLURM kills the run at its 1-minute limit; Snakemake resubmits it with 2 minutes (then
+    3), it resumes from its last save, and its final weights equal an uninterrupted run's."""
+    overrides = tmp_path / "timeout.yaml"
+    overrides.write_text(TIMEOUT_OVERRIDES)
+    configs = ("tests/configs/tiny.yaml", str(overrides))
+    work = tmp_path / "slurm"
+    work.mkdir()
+    monkeypatch.setenv("MINIMA_SLURM_PARTITION", "debug")
+    result = snakemake(
+        work,
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--cores",
+        "1",
+        "--retries",
+        "2",
+        "--group-components",
+        "prep=10",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        f"{TIMEOUT_RUN}/final.json",
+        configfiles=configs,
+        timeout=1200,
+    )
+    run_id = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr).group(1)
+    train = [job for job in _slurm_jobs(run_id) if job["Comment"].startswith("rule_train")]
+    train.sort(key=lambda job: int(job["JobId"]))
+    states = [job["JobState"] for job in train]
+    limits = [job["TimeLimit"] for job in train]
+    # killed at the limit at least once, then done; each try with one more minute
+    assert states[0] == "TIMEOUT" and states[-1] == "COMPLETED", states
+    assert set(states[:-1]) == {"TIMEOUT"}
+    assert limits == [f"00:{minutes:02d}:00" for minutes in range(1, len(train) + 1)], limits
+    log = (work / "logs" / "train" / "e1" / "lenet5" / "sgd" / "seed0.log").read_text()
+    assert re.search(r"resuming at epoch (\d+)", log), log  # the last try resumed
+
+    reference = tmp_path / "uninterrupted"
+    reference.mkdir()
+    snakemake(reference, "--cores", "1", f"{TIMEOUT_RUN}/final.json", configfiles=configs,
+              timeout=1200)  # fmt: skip
+    resumed = (work / TIMEOUT_RUN / "final.safetensors").read_bytes()
+    assert resumed == (reference / TIMEOUT_RUN / "final.safetensors").read_bytes()
+    meta = json.loads((work / TIMEOUT_RUN / "final.json").read_text())
+    assert meta["status"] == "completed"

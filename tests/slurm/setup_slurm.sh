@@ -10,7 +10,8 @@
 # and four fake GPUs (GRES backed by /dev/null, /dev/zero, /dev/full and /dev/urandom: SLURM
 # hands them out, accounts for them and sets CUDA_VISIBLE_DEVICES; nothing uses them). No
 # accounting database: job states come from squeue (MinJobAge keeps finished jobs there for 10
-# minutes). Spool, state and logs go to STATE_DIR.
+# minutes). A job past its time limit is killed 5 s after its SIGTERM (KillWait), so the
+# time-out test need not wait long. Spool, state and logs go to STATE_DIR.
 #
 # The config must be at SLURM's compiled-in path (/etc/slurm/slurm.conf): the jobstep plugin runs
 # its nested srun with every SLURM_* variable removed, so SLURM_CONF would not reach it. A
@@ -81,6 +82,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MinJobAge=600
+KillWait=5
+OverTimeLimit=0
 EnforcePartLimits=ALL
 SlurmdParameters=config_overrides
 SchedulerParameters=sched_interval=2
