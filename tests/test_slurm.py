@@ -280,7 +280,7 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         # the runs themselves (data, initial weights, training), not the figures made of them
         *(f"results/runs/e1/lenet5/{run}/seed0/final.json" for run in RUNS),
         configfiles=("tests/configs/tiny.yaml", str(overrides)),
-        timeout=600,
+        timeout=1800,  # minutes on a quiet 2-core machine; far longer on a loaded one
     )
     run_id = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr).group(1)
 
