@@ -70,6 +70,16 @@ def test_bad_entry_is_refused_naming_the_key(config, changes, message):
         paper_spec.check_paper(bad)
 
 
+@pytest.mark.parametrize("setting", [False, ["e2"]])
+def test_full_gradient_line_needs_the_experiment_in_training_full_grad_norm(config, setting):
+    bad = copy.deepcopy(config)
+    bad["training"]["full_grad_norm"] = setting
+    with pytest.raises(ConfigError, match=r"does not cover e1: add it there"):
+        paper_spec.check_paper(bad)
+    bad["training"]["full_grad_norm"] = True
+    paper_spec.check_paper(bad)
+
+
 def _write_run(root: Path, run: int, name: str) -> tuple[str, str, pd.DataFrame, pd.DataFrame]:
     """steps.parquet and metrics.parquet of one run, in the train rule's layout and columns."""
     rng = np.random.default_rng(run)

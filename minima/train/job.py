@@ -27,6 +27,7 @@ from minima.models import build_model, count_parameters, first_conv, last_linear
 from minima.provenance import provenance
 from minima.train.checkpoint import export_weights, load_weights
 from minima.train.loop import LoopSettings, Split, train_loop
+from minima.train.options import takes_full_gradient
 
 log = logging.getLogger("minima.train")
 
@@ -234,7 +235,7 @@ def train_run(
         sharpness_rho=training["sharpness_rho"],
         step_stats_every=training["step_stats_every"],
         train_eval_examples=training["train_eval_examples"],
-        full_grad_norm=training["full_grad_norm"],
+        full_grad_norm=takes_full_gradient(training["full_grad_norm"], run["experiment"]),
         compile=training["compile"],
         fingerprint=fingerprint,
         labels={

@@ -22,6 +22,7 @@ from minima.report import style
 from minima.report.kinds import Inputs, Kind
 from minima.report.kinds.paths import drawn_seed, key_of, run_file, shown_keys
 from minima.report.metrics import EPOCH_METRICS, STEP_METRICS
+from minima.train.options import takes_full_gradient
 
 
 def _keys(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]):
@@ -44,6 +45,13 @@ def _check(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], where: 
     if epoch_metric is not None and epoch_metric not in EPOCH_METRICS:
         raise ConfigError(
             f"{where}.epoch_metric is {epoch_metric!r}; allowed: null or {sorted(EPOCH_METRICS)}"
+        )
+    if epoch_metric == "full_grad_norm" and not takes_full_gradient(
+        config["training"]["full_grad_norm"], exp
+    ):
+        raise ConfigError(
+            f"{where}.epoch_metric is full_grad_norm, but training.full_grad_norm "
+            f"({config['training']['full_grad_norm']}) does not cover {exp}: add it there"
         )
     seeds = list(config["experiments"][exp]["seeds"])
     if spec.get("seed") is not None and spec["seed"] not in seeds:
