@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from minima.plan import ConfigError
 from minima.report import style
+from minima.report.figures import _PlainLogFormatter
 from minima.report.kinds import Inputs, Kind
 from minima.report.kinds.paths import drawn_seed, key_of, run_file, shown_keys
 from minima.report.metrics import EPOCH_METRICS, STEP_METRICS
@@ -124,8 +125,10 @@ def draw_steps(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
                     marker="o",
                     markersize=3,
                 )
-            if spec.get("log_y", False):
+            if spec.get("log_y", False):  # plain tick labels (0.3, 2), as the epoch curves
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(_PlainLogFormatter())
+                ax.yaxis.set_minor_formatter(_PlainLogFormatter(minor_thresholds=(1, 0.4)))
             title = look.name(run) if len(models) == 1 else f"{look.model(model)}, {look.name(run)}"
             ax.set_title(title, loc="left", color=color, fontweight="bold")
             ax.set_ylabel(step_info.symbol)
