@@ -36,6 +36,7 @@ rule train:
         weights=f"{RUN_DIR}/final.safetensors",
         sidecar=f"{RUN_DIR}/final.json",
         metrics=f"{RUN_DIR}/metrics.parquet",
+        steps=f"{RUN_DIR}/steps.parquet",
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
     log:
         f"logs/train/{RUN_DIR.removeprefix('results/runs/')}.log",

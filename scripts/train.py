@@ -24,6 +24,7 @@ train_run(
         metrics=snakemake.output.metrics,
         checkpoints=snakemake.output.checkpoints,
         work_dir=snakemake.params.work_dir,
+        steps=snakemake.output.steps if hasattr(snakemake.output, "steps") else None,
     ),
     threads=snakemake.threads,
 )

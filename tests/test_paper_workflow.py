@@ -122,7 +122,7 @@ def test_tiny_paper_pdf_has_every_figure_and_table(built):
     aux = (built / "results/paper/build/paper.aux").read_text()
     n_figures = sum(len(config["experiments"][e]["figures"]) for e in ("e1", "e2"))
     n_tables = sum(len(config["experiments"][e]["tables"]) for e in ("e1", "e2"))
-    assert aux.count("\\@writefile{lof}") == n_figures == 5 + 6  # training + analysis kinds
+    assert aux.count("\\@writefile{lof}") == n_figures == 4 + 7  # training + analysis kinds
     assert n_tables == 3 + 2
     assert aux.count("\\@writefile{lot}") == n_tables + 1  # + the "What was run" table
     if shutil.which("pdftotext"):

@@ -20,9 +20,7 @@ def config() -> dict:
 
 def test_repository_config_passes_and_lists_training_figures(config):
     spec.check_paper(config)
-    assert {"grad_norm", "val_loss", "per_optimizer", "normalization"} <= (
-        spec.training_figure_names(config)
-    )
+    assert {"val_loss", "per_optimizer", "normalization"} <= (spec.training_figure_names(config))
     assert spec.paper_experiments(config) == list(config["experiments"])
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
+from torch.nn import functional as F
 
 from minima.models import first_conv, last_linear, lenet5
-from minima.train.loop import LoopSettings, Split, train_loop
+from minima.train.loop import LoopSettings, Split, _epoch_seed, train_eval_subset, train_loop
 
 COLUMNS = {
     "epoch",
     "step",
     "train_loss",
     "train_acc",
+    "train_eval_loss",
+    "train_eval_acc",
+    "train_eval_examples",
     "val_loss",
     "val_acc",
     "test_loss",
@@ -27,6 +33,7 @@ COLUMNS = {
     "first_conv_grad_spectral",
     "last_linear_grad_spectral",
     "sam_sharpness",
+    "full_grad_norm",
     "lr",
     "optimizer",
     "optimizer_switch",
@@ -60,9 +67,11 @@ def _run(
     augment=None,
     fingerprint: str = "test",
     compile_model: bool = False,
+    model=None,
+    **options,
 ):
     torch.manual_seed(seed)
-    model = lenet5(num_classes=4)
+    model = lenet5(num_classes=4) if model is None else model
     train, val, test = _splits()
     settings = LoopSettings(
         seed=seed,
@@ -75,6 +84,7 @@ def _run(
         progress_seconds=0,
         fingerprint=fingerprint,
         compile=compile_model,
+        **{"step_stats_every": 2, **options},
     )
     result = train_loop(
         model,
@@ -153,6 +163,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, optimizer, kill_step,
         assert torch.equal(p, q)
     assert [r["train_loss"] for r in resumed.rows] == [r["train_loss"] for r in straight.rows]
     assert [r["grad_norm"] for r in resumed.rows] == [r["grad_norm"] for r in straight.rows]
+    assert resumed.step_rows == straight.step_rows
+    assert [r["train_eval_loss"] for r in resumed.rows] == [
+        r["train_eval_loss"] for r in straight.rows
+    ]
 
 
 def test_resume_state_of_another_config_is_ignored(tmp_path):
@@ -237,3 +251,121 @@ def test_spectral_norms_are_sampled_in_every_epoch_even_short_ones():
         assert recorder.summary()["first_conv_grad_spectral"] > 0
     # epoch 1: steps 0 (first, %10) ; epoch 2: 6 (first), 10 ; epoch 3: 12 (first)
     assert counts == [1, 2, 1]
+
+
+# ---- the evaluation pass over the training split (train_eval_*) and full_grad_norm ----
+
+
+class _BatchNormNet(nn.Module):
+    """conv -> batch norm -> relu -> mean pool -> linear. ``momentum=0``: the running statistics
+    stay at their initial (mean 0, var 1), so eval mode computes a known function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4, momentum=0.0)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+def _by_hand(net: _BatchNormNet, x: torch.Tensor, *, batch_stats: bool) -> torch.Tensor:
+    """The net's logits written out: batch norm by the batch's statistics or by (0, 1)."""
+    h = F.conv2d(x, net.conv.weight, net.conv.bias)
+    if batch_stats:
+        mean = h.mean(dim=(0, 2, 3), keepdim=True)
+        var = h.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    else:
+        mean, var = torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1)
+    h = (h - mean) / torch.sqrt(var + net.bn.eps)
+    h = h * net.bn.weight.view(1, 4, 1, 1) + net.bn.bias.view(1, 4, 1, 1)
+    return F.linear(torch.relu(h).mean(dim=(2, 3)), net.fc.weight, net.fc.bias)
+
+
+@pytest.mark.parametrize("examples", [None, 40], ids=["whole-split", "subset"])
+def test_train_eval_pass_is_eval_mode_and_matches_a_direct_evaluation(tmp_path, examples):
+    torch.manual_seed(0)
+    net = _BatchNormNet()
+    with torch.no_grad():  # conv outputs far from (0, 1), logits large: the modes differ
+        net.conv.bias.fill_(2.0)
+        net.fc.weight.mul_(10.0)
+    model, result = _run(
+        tmp_path,
+        {"name": "sgd", "lr": 0.01},
+        epochs=2,
+        model=net,
+        train_eval_examples=examples,
+    )
+    assert model.training  # the loop leaves the model as it trains
+    train, _, _ = _splits()
+    images = train_eval_subset(train, examples, seed=0)
+    assert len(images) == (96 if examples is None else 40)
+    if examples is not None:  # a fixed subset of distinct training images
+        assert len({tuple(x.flatten().tolist()) for x in images.x}) == 40
+    row = result.rows[-1]
+    assert row["train_eval_examples"] == len(images)
+    with torch.no_grad():
+        logits_eval = _by_hand(net, images.x, batch_stats=False)
+        logits_train = _by_hand(net, images.x, batch_stats=True)
+    eval_loss = F.cross_entropy(logits_eval, images.y).item()
+    train_mode_loss = F.cross_entropy(logits_train, images.y).item()
+    assert row["train_eval_loss"] == pytest.approx(eval_loss, rel=1e-6)
+    assert row["train_eval_acc"] == (logits_eval.argmax(1) == images.y).sum().item() / len(images)
+    # the known difference: the data's conv outputs are far from mean 0 / var 1, so batch
+    # statistics (train mode) give another loss; the pass must not be a train-mode pass
+    assert abs(train_mode_loss - eval_loss) > 0.05 * eval_loss
+    assert row["train_eval_loss"] != pytest.approx(train_mode_loss, rel=0.01)
+    # the full gradient of the mean eval-mode loss over the same images
+    model.zero_grad()
+    model.eval()
+    F.cross_entropy(model(images.x), images.y).backward()
+    full = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert row["full_grad_norm"] == pytest.approx(full.item(), rel=1e-5)
+
+
+def test_full_gradient_can_be_left_out(tmp_path):
+    _, with_grad = _run(tmp_path / "a", SGD, epochs=1)
+    _, without = _run(tmp_path / "b", SGD, epochs=1, full_grad_norm=False)
+    assert math.isnan(without.rows[0]["full_grad_norm"])
+    assert without.rows[0]["train_eval_loss"] == pytest.approx(
+        with_grad.rows[0]["train_eval_loss"], rel=1e-6
+    )
+
+
+# ---- per-step records (steps.parquet) ----
+
+
+def test_step_rows_hold_the_minibatch_gradient_norm_every_n_steps(tmp_path):
+    """18 steps, every 4: steps 1, 5, 9, 13, 17, each the norm of the gradient of that step's
+    minibatch loss at the weights before it (the checkpoint of the step before)."""
+    every, steps = 4, (0, 4, 8, 12, 16)
+    _, result = _run(tmp_path, SGD, epochs=3, steps=steps, step_stats_every=every)
+    assert [r["step"] for r in result.step_rows] == [1, 5, 9, 13, 17]
+    assert [r["epoch"] for r in result.step_rows] == [1, 1, 2, 3, 3]
+    train, _, _ = _splits()
+    steps_per_epoch = 96 // 16
+    for row in result.step_rows:
+        before = row["step"] - 1
+        epoch, batch = divmod(before, steps_per_epoch)
+        generator = torch.Generator().manual_seed(_epoch_seed(0, epoch))
+        order = torch.randperm(96, generator=generator)
+        index = order[batch * 16 : (batch + 1) * 16]
+        model = lenet5(num_classes=4)
+        weights = load_file(str(tmp_path / "checkpoints" / f"step{before}.safetensors"))
+        model.load_state_dict(weights)
+        loss = F.cross_entropy(model(train.x[index]), train.y[index])
+        loss.backward()
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+        assert row["grad_norm"] == pytest.approx(norm.item(), rel=1e-6)
+        assert row["batch_loss"] == pytest.approx(loss.item(), rel=1e-6)
+        assert row["sam_sharpness"] == pytest.approx(0.05 * norm.item(), rel=1e-6)
+        assert row["lr"] == pytest.approx(0.05)
+
+
+def test_step_rows_of_sam_use_its_rho(tmp_path):
+    sam = {"name": "sam", "rho": 0.2, "base": SGD}
+    _, result = _run(tmp_path, sam, epochs=1, step_stats_every=1)
+    assert len(result.step_rows) == 96 // 16
+    for row in result.step_rows:
+        assert row["sam_sharpness"] == pytest.approx(0.2 * row["grad_norm"], rel=1e-12)

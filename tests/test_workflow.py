@@ -102,6 +102,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
         metrics = pd.read_parquet(folder / "metrics.parquet")
         assert list(metrics["epoch"]) == [1]
         assert metrics["train_loss"].notna().all()
+        assert metrics["train_eval_examples"].tolist() == [64]  # tiny: a fixed 64-image subset
+        assert metrics["full_grad_norm"].gt(0).all()
+        steps = pd.read_parquet(folder / "steps.parquet")  # 8 steps, tiny step_stats_every: 2
+        assert steps["step"].tolist() == [1, 3, 5, 7] and steps["grad_norm"].gt(0).all()
         meta = json.loads((folder / "final.json").read_text())
         assert meta["status"] == "completed"
         assert meta["run"]["optimizer"]["name"] == run

@@ -49,10 +49,17 @@ def _loss(split: str, short: str) -> Metric:
     return Metric(f"{split} loss", "cross-entropy", 1.0, 4, f"{short} loss")
 
 
-# Columns of metrics.parquet, one row per epoch.
+# Columns of metrics.parquet, one row per epoch. ``train_loss``/``train_acc`` are running means
+# over the epoch's batches in train mode (weights changing, batch statistics); the
+# ``train_eval_*`` columns come from an evaluation pass in eval mode after the epoch, on the
+# footing of the validation and test columns: what a final training accuracy should report.
 EPOCH_METRICS: dict[str, Metric] = {
     "train_loss": _loss("training", "train"),
     "train_acc": _acc("training", "train"),
+    "train_eval_loss": Metric(
+        "eval-mode training loss", "cross-entropy", 1.0, 4, "train loss, eval"
+    ),
+    "train_eval_acc": Metric("eval-mode training accuracy", "%", 100.0, 2, "train acc., eval"),
     "val_loss": _loss("validation", "val."),
     "val_acc": _acc("validation", "val."),
     "test_loss": _loss("test", "test"),
@@ -60,6 +67,7 @@ EPOCH_METRICS: dict[str, Metric] = {
     "epoch_seconds": Metric("epoch time", "s", 1.0, 1, "epoch time"),
     "train_seconds": Metric("training time", "s", 1.0, 1, "training time"),
     "images_per_second": Metric("throughput", "images/s", 1.0, 0, "throughput"),
+    # the epoch's mean of the minibatch gradient norms (full_grad_norm: the full gradient's)
     "grad_norm": Metric("gradient norm \u2016g\u2016", "", 1.0, 3, "\u2016g\u2016"),
     "first_conv_grad_spectral": Metric(
         "spectral norm of the first-conv gradient", "", 1.0, 3, "first conv"
@@ -68,7 +76,20 @@ EPOCH_METRICS: dict[str, Metric] = {
         "spectral norm of the last-linear gradient", "", 1.0, 3, "last linear"
     ),
     "sam_sharpness": Metric("sharpness \u03c1\u2016g\u2016", "", 1.0, 4, "\u03c1\u2016g\u2016"),
+    "full_grad_norm": Metric(
+        "full-batch gradient norm \u2016g\u2016", "", 1.0, 3, "full \u2016g\u2016"
+    ),
     "lr": Metric("learning rate", "", 1.0, 5, "lr"),
+}
+
+# Columns of steps.parquet, one row every ``training.step_stats_every`` steps (besides
+# grad_norm and sam_sharpness, there of the step's minibatch).
+STEP_METRICS: dict[str, Metric] = {
+    "grad_norm": Metric("minibatch gradient norm \u2016g\u2016", "", 1.0, 3, "\u2016g\u2016"),
+    "sam_sharpness": Metric(
+        "minibatch sharpness \u03c1\u2016g\u2016", "", 1.0, 4, "\u03c1\u2016g\u2016"
+    ),
+    "batch_loss": _loss("minibatch", "batch"),
 }
 
 # Per-run quantities (one value per run, from the last epoch and final.json).

@@ -1,7 +1,8 @@
 """Gradient statistics recorded during training, accumulated on the device.
 
-Nothing here calls ``.item()``: per-step values are summed into device tensors and read once
-per epoch, so recording them does not stall a GPU pipeline.
+Nothing here calls ``.item()``: per-step values are summed (per epoch) or kept (per recorded
+step) as device tensors and read once per epoch, so recording them does not stall a GPU
+pipeline.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ class GradientRecorder:
         self.sums = torch.zeros(3, dtype=torch.float64, device=device)
         self.spectral_count = 0
         self.norm_count = 0
+        self.last_norm = torch.full((), float("nan"), dtype=torch.float64, device=device)
 
     def __call__(self) -> None:
         grads = [p.grad.detach() for p in self.params if p.grad is not None]
         norms = torch._foreach_norm(grads)
-        self.sums[0] += torch.linalg.vector_norm(torch.stack(norms)).double()
+        self.last_norm = torch.linalg.vector_norm(torch.stack(norms)).double()
+        self.sums[0] += self.last_norm
         self.norm_count += 1
         if self.calls % self.every == 0 or self.norm_count == 1:
             self.sums[1] += first_conv_spectral_norm(self.first_conv.weight.grad.detach()).double()
@@ -104,3 +107,61 @@ class GradientRecorder:
         self.sums.copy_(state["sums"])
         self.spectral_count = int(state["spectral_count"])
         self.norm_count = int(state["norm_count"])
+
+
+class StepRecorder:
+    """Per-step records every ``every`` steps (steps 1, 1 + every, 1 + 2 * every, ...): the
+    minibatch gradient norm at the step's weights (what :class:`GradientRecorder` saw last),
+    rho * that norm, the minibatch loss and the learning rate.
+
+    Values stay device tensors until :meth:`flush` (once per epoch); :meth:`state_dict` keeps
+    a half-recorded epoch for a resumed run.
+    """
+
+    def __init__(self, every: int, rho: float) -> None:
+        if every < 1:
+            raise ValueError(f"step records every {every} steps: must be at least 1")
+        self.every = every
+        self.rho = rho
+        self.steps: list[tuple[int, int, float]] = []  # (step, epoch, lr)
+        self.values: list[torch.Tensor] = []  # (grad norm, loss) per recorded step
+
+    def wants(self, step: int) -> bool:
+        """Whether 1-based ``step`` is recorded."""
+        return (step - 1) % self.every == 0
+
+    def record(
+        self, step: int, epoch: int, grad_norm: torch.Tensor, loss: torch.Tensor, lr: float
+    ) -> None:
+        """Keep one step's values (device tensors, no sync)."""
+        self.steps.append((step, epoch, lr))
+        self.values.append(torch.stack([grad_norm.double(), loss.detach().double()]))
+
+    def flush(self) -> list[dict[str, float | int]]:
+        """The records since the last flush as rows (one host sync), and forget them."""
+        if not self.steps:
+            return []
+        values = torch.stack(self.values).tolist()
+        rows = [
+            {
+                "step": step,
+                "epoch": epoch,
+                "grad_norm": norm,
+                "sam_sharpness": self.rho * norm,
+                "batch_loss": loss,
+                "lr": lr,
+            }
+            for (step, epoch, lr), (norm, loss) in zip(self.steps, values, strict=True)
+        ]
+        self.steps, self.values = [], []
+        return rows
+
+    def state_dict(self) -> dict[str, object]:
+        """The records not flushed yet (values as one CPU tensor)."""
+        values = torch.stack(self.values).cpu() if self.values else torch.zeros(0, 2)
+        return {"steps": list(self.steps), "values": values}
+
+    def load_state_dict(self, state: dict[str, object], device: torch.device) -> None:
+        """Restore :meth:`state_dict`, values back on ``device``."""
+        self.steps = [tuple(s) for s in state["steps"]]
+        self.values = list(state["values"].to(device=device, dtype=torch.float64).unbind(0))

@@ -27,6 +27,7 @@ from minima.models import build_model, count_parameters, first_conv, last_linear
 from minima.provenance import provenance
 from minima.train.checkpoint import export_weights, load_weights
 from minima.train.loop import LoopSettings, Split, train_loop
+from minima.train.options import takes_full_gradient
 
 log = logging.getLogger("minima.train")
 
@@ -34,15 +35,32 @@ log = logging.getLogger("minima.train")
 # so that changing them does not throw away a resume state.
 _COSMETIC = ("progress_seconds",)
 
+# Columns of steps.parquet (minima.train.gradstats.StepRecorder), also when it has no rows.
+STEP_COLUMNS = (
+    "experiment",
+    "model",
+    "run",
+    "seed",
+    "step",
+    "epoch",
+    "grad_norm",
+    "sam_sharpness",
+    "batch_loss",
+    "lr",
+)
+
 
 @dataclass
 class RunFiles:
-    """Where one run's outputs go (the `train` rule's outputs) and its private work folder."""
+    """Where one run's outputs go (the `train` rule's outputs) and its private work folder.
+
+    ``steps``: the per-step table (none: not written, as for sweep points)."""
 
     weights: str | Path
     metrics: str | Path
     checkpoints: str | Path
     work_dir: str | Path
+    steps: str | Path | None = None
 
 
 def run_fingerprint(run: dict[str, Any]) -> str:
@@ -215,6 +233,9 @@ def train_run(
         progress_seconds=training["progress_seconds"],
         resume_every_epochs=training["resume_every_epochs"],
         sharpness_rho=training["sharpness_rho"],
+        step_stats_every=training["step_stats_every"],
+        train_eval_examples=training["train_eval_examples"],
+        full_grad_norm=takes_full_gradient(training["full_grad_norm"], run["experiment"]),
         compile=training["compile"],
         fingerprint=fingerprint,
         labels={
@@ -252,7 +273,7 @@ def train_run(
         "job_seconds": time.perf_counter() - started,
         "checkpoints": [p.name for p in result.checkpoints],
     }
-    _finish(model, result.rows, files, meta)
+    _finish(model, result.rows, files, meta, result.step_rows)
     log.info(
         "run %s %s after %d steps (%.1f s training)",
         label,
@@ -264,7 +285,11 @@ def train_run(
 
 
 def _finish(
-    model: torch.nn.Module, rows: list[dict[str, Any]], files: RunFiles, meta: dict[str, Any]
+    model: torch.nn.Module,
+    rows: list[dict[str, Any]],
+    files: RunFiles,
+    meta: dict[str, Any],
+    step_rows: list[dict[str, Any]] = (),
 ) -> None:
     """Move the run's results into the declared outputs; the final weights are written last."""
     work_dir = Path(files.work_dir)
@@ -274,5 +299,8 @@ def _finish(
     (work_dir / "checkpoints").rename(checkpoints)
     with atomic_path(files.metrics) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
+    if files.steps is not None:
+        with atomic_path(files.steps) as tmp:
+            pd.DataFrame(list(step_rows), columns=STEP_COLUMNS).to_parquet(tmp, index=False)
     export_weights(model, files.weights, meta)
     shutil.rmtree(work_dir, ignore_errors=True)

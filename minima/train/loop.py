@@ -5,6 +5,11 @@ copied from the host. Per-step values stay on the device and are read once per e
 most once per ``progress_seconds`` for the progress line). Everything random comes from
 generators seeded by (seed, epoch), plus the optimizer's own generator, so a run with the same
 seed on the same machine repeats exactly, and a resumed run continues exactly.
+
+Two records come out: one row per epoch (``rows``: running means over the epoch's batches in
+train mode, an evaluation pass over the training split in eval mode, validation and test
+passes, gradient statistics) and one row every ``step_stats_every`` steps (``step_rows``: the
+minibatch gradient norm, rho times it, the minibatch loss, the learning rate).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch.nn import functional as F
 from minima.optim import build_train_step
 from minima.optim.schedules import lr_factor
 from minima.train.checkpoint import export_weights, load_resume_state, save_resume_state
-from minima.train.gradstats import GradientRecorder
+from minima.train.gradstats import GradientRecorder, StepRecorder
 
 log = logging.getLogger("minima.train")
 
@@ -58,6 +63,9 @@ class LoopSettings:
     progress_seconds: float = 30.0
     resume_every_epochs: int = 1
     sharpness_rho: float = 0.05
+    step_stats_every: int = 10
+    train_eval_examples: int | None = 10000
+    full_grad_norm: bool = True
     compile: bool = False
     fingerprint: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +82,7 @@ class LoopResult:
     train_seconds: float
     switch_epoch: int | None
     diverged_at: dict[str, Any] | None = None
+    step_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -94,6 +103,48 @@ def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[torch.Ten
             correct += (logits.argmax(dim=1) == y).sum()
     model.train(was_training)
     return loss_sum, correct
+
+
+def evaluate_with_gradient(
+    model: nn.Module, split: Split, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`evaluate` plus the norm of the full gradient of the mean loss over ``split``.
+
+    Eval mode (batch norm uses its running statistics), so the gradient is that of the loss
+    the pass reports, the one the curvature analyses take the Hessian of. Gradients are summed
+    in buffers of their own: the parameters' ``.grad`` (the optimizer's) is left untouched.
+    """
+    was_training = model.training
+    model.eval()
+    device = split.y.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = [torch.zeros_like(p) for p in params]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = max(len(split), 1)
+    for start in range(0, len(split), batch_size):
+        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+        logits = model(x)
+        batch_sum = F.cross_entropy(logits, y, reduction="sum")
+        grads = torch.autograd.grad(batch_sum / n, params, materialize_grads=True)
+        torch._foreach_add_(total, grads)
+        loss_sum += batch_sum.detach().double()
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+    model.train(was_training)
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(total))).double()
+    return loss_sum, correct, norm
+
+
+def train_eval_subset(train: Split, examples: int | None, seed: int) -> Split:
+    """The training images of the per-epoch evaluation pass: all of them, or a fixed subset of
+    ``examples`` drawn once from ``seed`` on the CPU (the same images on every device and in
+    every epoch), in index order."""
+    if examples is None or examples >= len(train):
+        return train
+    generator = torch.Generator().manual_seed(_epoch_seed(seed, -2))
+    index = torch.randperm(len(train), generator=generator)[:examples].sort().values
+    index = index.to(train.y.device)
+    return Split(train.x[index], train.y[index])
 
 
 def train_loop(
@@ -128,11 +179,14 @@ def train_loop(
     forward_model = _maybe_compile(model, settings)
     recorder = GradientRecorder(model, first_conv, last_linear, settings.grad_stats_every)
     rho = step_fn.rho if step_fn.rho is not None else settings.sharpness_rho
+    step_recorder = StepRecorder(settings.step_stats_every, rho)
+    train_eval = train_eval_subset(train, settings.train_eval_examples, settings.seed)
 
     n_train = len(train)
     steps_per_epoch = max(1, n_train // settings.batch_size)  # drop_last: equal batch sizes
     checkpoint_steps = set(settings.checkpoint_steps)
     rows: list[dict[str, Any]] = []
+    step_rows: list[dict[str, Any]] = []
     exported: list[Path] = []
     start_epoch, start_batch, global_step, train_seconds = 0, 0, 0, 0.0
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -150,6 +204,8 @@ def train_loop(
         start_epoch, start_batch = resume["epoch"], resume["batch"]
         global_step, train_seconds = resume["global_step"], resume["train_seconds"]
         rows = resume["rows"]
+        step_rows = resume["step_rows"]
+        step_recorder.load_state_dict(resume["step_recorder"], device)
         exported = [Path(p) for p in resume["exported"]]
         loss_sum.copy_(resume["loss_sum"])
         correct.copy_(resume["correct"])
@@ -179,6 +235,8 @@ def train_loop(
                 "global_step": global_step,
                 "train_seconds": train_seconds,
                 "rows": rows,
+                "step_rows": step_rows,
+                "step_recorder": step_recorder.state_dict(),
                 "exported": [str(p) for p in exported],
                 "loss_sum": loss_sum,
                 "correct": correct,
@@ -213,6 +271,10 @@ def train_loop(
             correct += (logits.argmax(dim=1) == y).sum()
             seen += int(y.shape[0])
             global_step += 1
+            if step_recorder.wants(global_step):
+                step_recorder.record(
+                    global_step, epoch + 1, recorder.last_norm, loss, step_fn.current_lr
+                )
             if global_step in checkpoint_steps:
                 exported.append(_export(model, ckpt_dir, global_step, epoch + 1, checkpoint_meta))
                 save_state(epoch, batch + 1)
@@ -240,6 +302,15 @@ def train_loop(
 
         val_loss, val_correct = evaluate(forward_model, val, settings.eval_batch_size)
         test_loss, test_correct = evaluate(forward_model, test, settings.eval_batch_size)
+        if settings.full_grad_norm:  # batches of the training size: the memory training needs
+            fit_loss, fit_correct, full_grad = evaluate_with_gradient(
+                forward_model, train_eval, settings.batch_size
+            )
+            full_grad_norm = full_grad.item()
+        else:
+            fit_loss, fit_correct = evaluate(forward_model, train_eval, settings.eval_batch_size)
+            full_grad_norm = math.nan
+        step_rows += [{**settings.labels, **r} for r in step_recorder.flush()]
         train_loss = (loss_sum / max(seen, 1)).item()
         val_mean = val_loss.item() / max(len(val), 1)
         grads = recorder.summary()
@@ -252,6 +323,9 @@ def train_loop(
             "step": global_step,
             "train_loss": train_loss,
             "train_acc": correct.item() / max(seen, 1),
+            "train_eval_loss": fit_loss.item() / max(len(train_eval), 1),
+            "train_eval_acc": fit_correct.item() / max(len(train_eval), 1),
+            "train_eval_examples": len(train_eval),
             "val_loss": val_mean,
             "val_acc": val_correct.item() / max(len(val), 1),
             "test_loss": test_loss.item() / max(len(test), 1),
@@ -261,18 +335,21 @@ def train_loop(
             "images_per_second": seen / max(epoch_seconds, 1e-9),
             **grads,
             "sam_sharpness": rho * grads["grad_norm"],
+            "full_grad_norm": full_grad_norm,
             "lr": lr,
             "optimizer": phase,
             "optimizer_switch": switch or "",
         }
         rows.append(row)
         log.info(
-            "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  test acc %.4f  "
-            "%.0f img/s  %.1f s%s",
+            "epoch %d/%d  train loss %.4f acc %.4f (eval pass: %.4f, %.4f)  val loss %.4f "
+            "acc %.4f  test acc %.4f  %.0f img/s  %.1f s%s",
             epoch + 1,
             settings.epochs,
             row["train_loss"],
             row["train_acc"],
+            row["train_eval_loss"],
+            row["train_eval_acc"],
             row["val_loss"],
             row["val_acc"],
             row["test_acc"],
@@ -304,6 +381,7 @@ def train_loop(
         train_seconds=train_seconds,
         switch_epoch=step_fn.switch_epoch,
         diverged_at=diverged_at,
+        step_rows=step_rows,
     )
 
 

@@ -53,6 +53,7 @@ FIGURE_KINDS: dict[str, str] = {
     "line_search_summary": "minima.report.kinds.eigenpairs:LINE_SEARCH_SUMMARY",
     "landscape": "minima.report.kinds.landscape:LANDSCAPE",
     "sweep": "minima.report.kinds.sweep:SWEEP_FIGURE",
+    "steps": "minima.report.kinds.steps:STEPS",
 }
 TABLE_KINDS: dict[str, str] = {
     "spectrum": "minima.report.kinds.spectrum:SPECTRUM_TABLE",
