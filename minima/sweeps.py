@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from minima import plan
-from minima.plan import ConfigError, RunKey
+from minima.run_checks import check_run_settings
+from minima.runs import ConfigError, RunKey, model_label, resolve_run, run_settings
 
 # Final quantities a sweep can select on: lower is better for losses, higher for accuracies.
 SELECTABLE = {"val_acc": "max", "val_loss": "min", "train_loss": "min", "train_acc": "max"}
@@ -91,9 +91,7 @@ def sweep_keys(config: Mapping[str, Any], experiment: str, sweep: str) -> list[S
         for run in sec["grid"]:
             for point in range(len(points(config, experiment, sweep, run))):
                 for seed in sec["seeds"]:
-                    keys.append(
-                        SweepKey(experiment, sweep, plan.model_label(spec), run, point, seed)
-                    )
+                    keys.append(SweepKey(experiment, sweep, model_label(spec), run, point, seed))
     return keys
 
 
@@ -121,7 +119,7 @@ def resolve_point(config: Mapping[str, Any], key: SweepKey) -> dict[str, Any]:
     point's values (and the sweep's ``epochs``), plus which sweep and point it is."""
     sec = section(config, key.experiment, key.sweep)
     values = points(config, key.experiment, key.sweep, key.run)[key.point]
-    run = apply_values(plan.resolve_run(config, key.run_key), values)
+    run = apply_values(resolve_run(config, key.run_key), values)
     if sec.get("epochs") is not None:
         run["epochs"] = sec["epochs"]
     run["sweep"] = {"name": key.sweep, "point": key.point, "values": values}
@@ -151,7 +149,7 @@ def check_sweeps(config: Mapping[str, Any], experiment: str) -> None:
                 raise ConfigError(
                     f"{where}.grid names run {run!r}; allowed: {sorted(entry['runs'])}"
                 )
-            settings = plan.run_settings(config, experiment, run)
+            settings = run_settings(config, experiment, run)
             if settings["init_from"] is not None or settings["pretrained"]:
                 raise ConfigError(
                     f"{where}.grid.{run}: run {run} does not start from the shared initial "
@@ -166,7 +164,7 @@ def check_sweeps(config: Mapping[str, Any], experiment: str) -> None:
                         f"allowed: {sorted(_dotted_keys(settings))}"
                     ) from None
             for values in points(config, experiment, name, run):
-                plan.check_run_settings(
+                check_run_settings(
                     f"{where}.grid.{run} at {values}", apply_values(settings, values)
                 )
             if sec.get("feed"):
