@@ -93,3 +93,60 @@ def resolve_run(config: Mapping[str, Any], key: RunKey) -> dict[str, Any]:
         "training": copy.deepcopy(dict(config["training"])),
         "device": config["device"],
     }
+
+
+# ---- What Snakemake compares: a run's result-changing settings, in canonical order ----
+
+# Settings that change how a job runs, never what it computes. The one list of them: they are
+# left out of the params that Snakemake compares (editing one reruns nothing), and the train
+# script takes them from the config itself (``with_runtime_settings``).
+NON_RESULT_SETTINGS = {
+    "training.progress_seconds": "how often a progress line is logged within an epoch",
+    "training.eval_batch_size": (
+        "batch size of the val/test passes: memory and speed only (each metric is the mean "
+        "over every image of the split)"
+    ),
+    "training.resume_every_epochs": (
+        "how often a resume state is saved: a resumed run ends bit-identical to an "
+        "uninterrupted one"
+    ),
+    "resources.<family>.threads": "a job's threads (a directive, never a param): speed only",
+}
+RUNTIME_TRAINING_KEYS = tuple(
+    key.removeprefix("training.") for key in NON_RESULT_SETTINGS if key.startswith("training.")
+)
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted (recursively), tuples as lists.
+
+    Snakemake compares params by their ``repr``; in this form, reordering keys in the config
+    changes no param, so it plans no job.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
+def result_settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved run (or sweep point) as the `train` rules' param: canonical, and without the
+    settings of ``NON_RESULT_SETTINGS``."""
+    settings = copy.deepcopy(dict(run))
+    training = dict(settings.get("training", {}))
+    for key in RUNTIME_TRAINING_KEYS:
+        training.pop(key, None)
+    settings["training"] = training
+    return canonical(settings)
+
+
+def with_runtime_settings(run: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """``run`` (a param of ``result_settings``) with the config's non-result training settings
+    put back: what the training job needs to run."""
+    settings = copy.deepcopy(dict(run))
+    settings["training"] = {
+        **settings.get("training", {}),
+        **{key: config["training"][key] for key in RUNTIME_TRAINING_KEYS},
+    }
+    return settings
