@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from minima import sweeps
-from minima.run_checks import check_run_settings
+from minima.run_checks import check_device, check_run, split_sizes  # noqa: F401
 from minima.runs import (  # noqa: F401  (re-exported: the rules look runs up through plan)
     ConfigError,
     RunKey,
@@ -131,6 +131,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
             )
         for spec in entry["models"]:
             _check_model(exp, spec)
+        sizes = split_sizes(config, exp)
         for run, run_entry in entry["runs"].items():
             where = f"experiments.{exp}.runs.{run}"
             if run in RESERVED_RUN_LABELS:
@@ -142,7 +143,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
                     f"(sizes and seed of the split belong to experiments.{exp}.data)"
                 )
             settings = run_settings(config, exp, run)
-            check_run_settings(where, settings)
+            check_run(where, settings, sizes, data_where=f"experiments.{exp}.data")
             if settings["pretrained"]:
                 _check_pretrained(where, settings, entry)
             source = settings["init_from"]

@@ -12,7 +12,19 @@ from minima import runs  # noqa: E402
 from minima import sweeps  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+
+
+def _visible_gpus():
+    """GPUs torch sees here, where jobs run here (None under a cluster executor)."""
+    if not workflow.local_exec or not str(config["device"]).startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.device_count()
+
+
 try:
+    plan.check_device(config["device"], _visible_gpus())
     plan.check_plan(config)
 except plan.ConfigError as error:
     raise ValueError(f"config: {error}") from None
@@ -193,7 +205,9 @@ def pretrained_inputs(wildcards):
 
 
 def similarity_settings(wildcards):
-    return runs.canonical(config["experiments"][wildcards.exp]["analyses"]["similarity"])
+    return runs.canonical(
+        config["experiments"][wildcards.exp]["analyses"]["similarity"]
+    )
 
 
 def filter_layer(wildcards):
