@@ -251,6 +251,10 @@ def test_sweep_table_names_the_diverged_points_it_leaves_out(config, tmp_path):
     )
     assert table.notes == [note]
     assert note in table.tex
+    # the figure says the same above its panels (its metric, val_acc, lost the same seeds)
+    figure_spec = with_order(config, "e1", config["experiments"]["e1"]["figures"]["lr_sweep_acc"])
+    fig = figure_kind("sweep").draw(figure_spec, inputs, Look())
+    assert fig.get_suptitle() == note
     # with every seed completed there is no such note
     _, clean = _summary_file(tmp_path)
     assert table_kind("sweep").draw(spec, clean, Look()).notes == []
