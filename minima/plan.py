@@ -1,64 +1,32 @@
-"""Which runs the config asks for, and the fully resolved settings of each.
+"""Which runs and analyses the config asks for, and the start-up checks of the whole config.
 
 The Snakemake rules and the rule scripts both call in here, so the DAG and the jobs can never
-disagree about what a run is. Pure functions of the config dict: no I/O, no Snakemake.
+disagree about what a run is (a run's resolved settings come from ``minima.runs``, re-exported
+here). Pure functions of the config dict: no I/O, no Snakemake.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-REQUIRED_RUN_KEYS = ("epochs", "batch_size", "optimizer", "schedule")
+from minima import sweeps
+from minima.run_checks import check_device, check_run, split_sizes  # noqa: F401
+from minima.runs import (  # noqa: F401  (re-exported: the rules look runs up through plan)
+    ConfigError,
+    RunKey,
+    deep_merge,
+    model_label,
+    model_spec,
+    resolve_run,
+    run_settings,
+)
+
 # A run may vary how its data is presented, not which images it sees: the split is shared by
 # every run of an experiment.
 RUN_DATA_KEYS = ("std_scale", "augment")
 RESERVED_RUN_LABELS = ("init",)  # results/runs/<exp>/<model>/init/ holds the shared weights
-
-
-class ConfigError(ValueError):
-    """A config value the schema cannot catch (cross references, merged settings)."""
-
-
-@dataclass(frozen=True, order=True)
-class RunKey:
-    """One training run: the four wildcards of the `train` rule."""
-
-    experiment: str
-    model: str
-    run: str
-    seed: int
-
-    @property
-    def path(self) -> str:
-        """Folder of the run below ``results/runs/``."""
-        return f"{self.experiment}/{self.model}/{self.run}/seed{self.seed}"
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated by ``override``, merging nested mappings key by key."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def model_label(model_spec: Mapping[str, Any]) -> str:
-    """A model's folder name: its ``label`` if given, else its registry name."""
-    return str(model_spec.get("label", model_spec["name"]))
-
-
-def model_spec(config: Mapping[str, Any], experiment: str, label: str) -> dict[str, Any]:
-    """The model entry of ``experiment`` whose label is ``label`` (without the label key)."""
-    for spec in config["experiments"][experiment]["models"]:
-        if model_label(spec) == label:
-            return {k: v for k, v in spec.items() if k != "label"}
-    raise ConfigError(f"experiments.{experiment}.models has no model labelled {label!r}")
 
 
 def selected_experiments(config: Mapping[str, Any]) -> list[str]:
@@ -131,44 +99,6 @@ def skipped_runs(config: Mapping[str, Any]) -> dict[str, str]:
     return skipped
 
 
-def run_settings(config: Mapping[str, Any], experiment: str, run: str) -> dict[str, Any]:
-    """A run's settings: the experiment's defaults deep-merged with the run's own entry."""
-    entry = config["experiments"][experiment]
-    if run not in entry["runs"]:
-        raise ConfigError(
-            f"experiments.{experiment}.runs has no run {run!r}; runs: {sorted(entry['runs'])}"
-        )
-    settings = deep_merge(entry.get("defaults", {}), entry["runs"][run])
-    settings["data"] = deep_merge(entry["data"], settings.get("data", {}))
-    missing = [key for key in REQUIRED_RUN_KEYS if key not in settings]
-    if missing:
-        raise ConfigError(
-            f"experiments.{experiment}.runs.{run} lacks {missing}: set them in the run or in "
-            f"experiments.{experiment}.defaults"
-        )
-    settings.setdefault("checkpoints", {"steps": [], "every_epochs": None})
-    settings.setdefault("init_from", None)
-    settings.setdefault("pretrained", False)
-    return settings
-
-
-def resolve_run(config: Mapping[str, Any], key: RunKey) -> dict[str, Any]:
-    """Everything one training job needs to know, as one JSON-able dict (recorded with it)."""
-    entry = config["experiments"][key.experiment]
-    settings = run_settings(config, key.experiment, key.run)
-    return {
-        "experiment": key.experiment,
-        "model_label": key.model,
-        "run": key.run,
-        "seed": key.seed,
-        "dataset": entry["dataset"],
-        "model": model_spec(config, key.experiment, key.model),
-        **settings,
-        "training": copy.deepcopy(dict(config["training"])),
-        "device": config["device"],
-    }
-
-
 def similarity_runs(config: Mapping[str, Any], experiment: str) -> list[str]:
     """Runs of ``experiment`` compared layer by layer (config ``analyses.similarity.runs``),
     without the skipped ones."""
@@ -201,6 +131,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
             )
         for spec in entry["models"]:
             _check_model(exp, spec)
+        sizes = split_sizes(config, exp)
         for run, run_entry in entry["runs"].items():
             where = f"experiments.{exp}.runs.{run}"
             if run in RESERVED_RUN_LABELS:
@@ -212,7 +143,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
                     f"(sizes and seed of the split belong to experiments.{exp}.data)"
                 )
             settings = run_settings(config, exp, run)
-            check_run_settings(where, settings)
+            check_run(where, settings, sizes, data_where=f"experiments.{exp}.data")
             if settings["pretrained"]:
                 _check_pretrained(where, settings, entry)
             source = settings["init_from"]
@@ -231,9 +162,7 @@ def check_plan(config: Mapping[str, Any]) -> None:
                     f"allowed: runs of {exp}: {sorted(entry['runs'])}"
                 )
         check_curvature_analyses(config, exp)
-        from minima.sweeps import check_sweeps  # sweeps builds on this module
-
-        check_sweeps(config, exp)
+        sweeps.check_sweeps(config, exp)
 
 
 def _check_no_init_cycle(exp: str, runs: Mapping[str, Any], config: Mapping[str, Any]) -> None:
@@ -265,20 +194,6 @@ def _check_model(exp: str, spec: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"experiments.{exp}.models ({name}).{key} is {value!r}; allowed: {allowed[key]}"
             )
-
-
-def check_run_settings(where: str, settings: Mapping[str, Any]) -> None:
-    """The optimizer and schedule of resolved run settings are valid; ConfigError at ``where``."""
-    from minima.optim import resolve_spec, validate_schedule
-
-    try:
-        resolve_spec(dict(settings["optimizer"]))
-    except ValueError as error:
-        raise ConfigError(f"{where}.optimizer: {error}") from None
-    try:
-        validate_schedule(dict(settings["schedule"]))
-    except ValueError as error:
-        raise ConfigError(f"{where}.schedule: {error}") from None
 
 
 def _check_pretrained(where: str, settings: Mapping[str, Any], entry: Mapping[str, Any]) -> None:

@@ -23,11 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-from minima import plan
-from minima.plan import ConfigError, RunKey
+from minima.run_checks import check_run, split_sizes
+from minima.runs import ConfigError, RunKey, model_label, resolve_run, run_settings
 
 # Final quantities a sweep can select on: lower is better for losses, higher for accuracies.
 SELECTABLE = {"val_acc": "max", "val_loss": "min", "train_loss": "min", "train_acc": "max"}
+# What a sweep may vary: settings that reach the point's training (a data key other than these
+# would not: the split is the experiment's, shared by every run and point).
+SWEEPABLE = ("optimizer.", "schedule.", "epochs", "batch_size", "data.std_scale", "data.augment")
 # Final quantities summarised for every point (mean, std over seeds).
 SUMMARISED = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
@@ -91,9 +94,7 @@ def sweep_keys(config: Mapping[str, Any], experiment: str, sweep: str) -> list[S
         for run in sec["grid"]:
             for point in range(len(points(config, experiment, sweep, run))):
                 for seed in sec["seeds"]:
-                    keys.append(
-                        SweepKey(experiment, sweep, plan.model_label(spec), run, point, seed)
-                    )
+                    keys.append(SweepKey(experiment, sweep, model_label(spec), run, point, seed))
     return keys
 
 
@@ -121,7 +122,7 @@ def resolve_point(config: Mapping[str, Any], key: SweepKey) -> dict[str, Any]:
     point's values (and the sweep's ``epochs``), plus which sweep and point it is."""
     sec = section(config, key.experiment, key.sweep)
     values = points(config, key.experiment, key.sweep, key.run)[key.point]
-    run = apply_values(plan.resolve_run(config, key.run_key), values)
+    run = apply_values(resolve_run(config, key.run_key), values)
     if sec.get("epochs") is not None:
         run["epochs"] = sec["epochs"]
     run["sweep"] = {"name": key.sweep, "point": key.point, "values": values}
@@ -146,12 +147,18 @@ def check_sweeps(config: Mapping[str, Any], experiment: str) -> None:
         where = f"experiments.{experiment}.sweeps.{name}"
         if sec["select"] not in SELECTABLE:
             raise ConfigError(f"{where}.select is {sec['select']!r}; allowed: {sorted(SELECTABLE)}")
+        sizes = split_sizes(config, experiment)
+        if sec["select"].startswith("val_") and sizes["val"] < 1:
+            raise ConfigError(
+                f"{where}.select is {sec['select']!r}, but experiments.{experiment}.data."
+                "val_size is 0; allowed: val_size >= 1, or select train_loss | train_acc"
+            )
         for run, grid in sec["grid"].items():
             if run not in entry["runs"]:
                 raise ConfigError(
                     f"{where}.grid names run {run!r}; allowed: {sorted(entry['runs'])}"
                 )
-            settings = plan.run_settings(config, experiment, run)
+            settings = run_settings(config, experiment, run)
             if settings["init_from"] is not None or settings["pretrained"]:
                 raise ConfigError(
                     f"{where}.grid.{run}: run {run} does not start from the shared initial "
@@ -165,9 +172,20 @@ def check_sweeps(config: Mapping[str, Any], experiment: str) -> None:
                         f"{where}.grid.{run}: {dotted!r} is not a setting of run {run}; "
                         f"allowed: {sorted(_dotted_keys(settings))}"
                     ) from None
+                if not any(dotted == k or dotted.startswith(k) for k in SWEEPABLE):
+                    raise ConfigError(
+                        f"{where}.grid.{run}: {dotted!r} does not reach the run's training "
+                        f"(the split is shared by every run); allowed: keys under {SWEEPABLE}"
+                    )
             for values in points(config, experiment, name, run):
-                plan.check_run_settings(
-                    f"{where}.grid.{run} at {values}", apply_values(settings, values)
+                point = apply_values(settings, values)
+                if sec.get("epochs") is not None:
+                    point["epochs"] = sec["epochs"]
+                check_run(
+                    f"{where}.grid.{run} at {values}",
+                    point,
+                    sizes,
+                    data_where=f"experiments.{experiment}.data",
                 )
             if sec.get("feed"):
                 if run in fed:

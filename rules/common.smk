@@ -8,10 +8,23 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from minima import plan  # noqa: E402  (importable only after the path insert above)
+from minima import runs  # noqa: E402
 from minima import sweeps  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+
+
+def _visible_gpus():
+    """GPUs torch sees here, where jobs run here (None under a cluster executor)."""
+    if not workflow.local_exec or not str(config["device"]).startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.device_count()
+
+
 try:
+    plan.check_device(config["device"], _visible_gpus())
     plan.check_plan(config)
 except plan.ConfigError as error:
     raise ValueError(f"config: {error}") from None
@@ -87,8 +100,8 @@ def dataset_mirrors(wildcards):
 
 
 def experiment_data(wildcards):
-    """The experiment's data section (sizes and seed of its split)."""
-    return config["experiments"][wildcards.exp]["data"]
+    """The experiment's data section (sizes and seed of its split), keys sorted."""
+    return runs.canonical(config["experiments"][wildcards.exp]["data"])
 
 
 def experiment_dataset(wildcards):
@@ -105,7 +118,7 @@ def init_inputs(wildcards):
 
 
 def model_spec(wildcards):
-    return plan.model_spec(config, wildcards.exp, wildcards.model)
+    return runs.canonical(plan.model_spec(config, wildcards.exp, wildcards.model))
 
 
 def train_inputs(wildcards):
@@ -154,7 +167,8 @@ def sweep_point_inputs(wildcards):
 
 
 def resolved_point(wildcards):
-    return sweeps.resolve_point(config, sweep_key(wildcards))
+    """A sweep point's result-changing settings (see resolved_run)."""
+    return runs.result_settings(sweeps.resolve_point(config, sweep_key(wildcards)))
 
 
 def sweep_group(wildcards):
@@ -191,7 +205,9 @@ def pretrained_inputs(wildcards):
 
 
 def similarity_settings(wildcards):
-    return config["experiments"][wildcards.exp]["analyses"]["similarity"]
+    return runs.canonical(
+        config["experiments"][wildcards.exp]["analyses"]["similarity"]
+    )
 
 
 def filter_layer(wildcards):
@@ -237,8 +253,9 @@ def similarity_targets(experiments):
 
 
 def resolved_run(wildcards):
-    """The run's full settings; as a param, a change to them reruns exactly this run."""
-    return plan.resolve_run(config, run_key(wildcards))
+    """The run's result-changing settings, keys sorted: as a param, a change to them reruns
+    exactly this run; key order and minima.runs.NON_RESULT_SETTINGS rerun nothing."""
+    return runs.result_settings(plan.resolve_run(config, run_key(wildcards)))
 
 
 def run_outputs(keys):
@@ -484,14 +501,14 @@ def curvature_settings(kind, keys=None, drop=()):
     def settings(wildcards):
         full = plan.analysis_settings(config, wildcards.exp, kind, wildcards.run)
         names = keys if keys is not None else [k for k in full if k not in drop]
-        return {name: full[name] for name in names}
+        return runs.canonical({name: full[name] for name in names})
 
     return settings
 
 
 def hessian_engine(*keys):
     """Params value: the named keys of config `hessian` (only those the rule uses)."""
-    return {key: config["hessian"][key] for key in keys}
+    return runs.canonical({key: config["hessian"][key] for key in keys})
 
 
 def run_std_scale(wildcards):

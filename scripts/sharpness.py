@@ -6,6 +6,6 @@ log = start(snakemake)
 
 from _analysis import run_final_model_analysis  # noqa: E402
 
-from minima.sharpness_job import sharpness_job  # noqa: E402
+from minima.sharpness.job import sharpness_job  # noqa: E402
 
 run_final_model_analysis(snakemake, sharpness_job)

@@ -6,10 +6,12 @@ from _job import start
 log = start(snakemake)
 
 from minima.io import read_json  # noqa: E402
+from minima.runs import with_runtime_settings  # noqa: E402
 from minima.sweeps import apply_winner  # noqa: E402
 from minima.train.job import RunFiles, train_run  # noqa: E402
 
-run = snakemake.params.run
+# the param holds what changes the result; progress, eval batch, resume frequency: the config
+run = with_runtime_settings(snakemake.params.run, snakemake.config)
 if hasattr(snakemake.input, "sweep_best"):
     run = apply_winner(run, read_json(snakemake.input.sweep_best), snakemake.input.sweep_best)
     log.info("tuned by %s: %s", snakemake.input.sweep_best, run["tuned_by"]["values"])

@@ -78,3 +78,15 @@ def test_prepare_again_is_idempotent(tmp_path):
     first = prepare_dataset("mnist10k", tmp_path)
     second = prepare_dataset("mnist10k", tmp_path)
     assert first["files"] == second["files"]
+
+
+def test_registry_pool_sizes_are_the_files_sizes(mnist10k):
+    """Start-up checks size splits from the registry without reading data: it must agree."""
+    from minima.data.registry import pool_sizes
+
+    _, pools = mnist10k
+    assert pool_sizes("mnist10k") == {name: len(labels) for name, (_, labels) in pools.items()}
+    assert pool_sizes("cifar10_synthetic", {"n_train": 300, "n_test": 100, "seed": 0}) == {
+        "train": 300,
+        "test": 100,
+    }

@@ -23,7 +23,7 @@ from minima.report.kinds import table_kind
 from minima.report.kinds.sharpness import SHARPNESS_TABLE, significant_decimals
 from minima.report.tables import format_mean_std
 from minima.sharpness import ascent_sharpness
-from minima.sharpness_job import SHARPNESS_TABLES
+from minima.sharpness.job import SHARPNESS_TABLES
 from tests.test_report_tables import body_rows, header_cells
 from tests.workflow_helpers import REPO
 

@@ -18,6 +18,7 @@ from minima.report.figures import Look
 from minima.report.kinds import figure_kind, table_kind
 
 REPO = Path(__file__).resolve().parent.parent
+WHY = "the run did not complete: status 'diverged' at step 7"
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +48,15 @@ def test_density_inputs_are_every_analysed_run_of_the_shown_seed(config):
 
 def test_density_panels_draw_the_lowest_seed_clipped_to_the_floor(config, tmp_path):
     spec = paper_spec.entry(config, "e1", "figures", "density")
-    paths = figure_kind("density").inputs(config, "e1", spec)["density"]
+    inputs = figure_kind("density").inputs(config, "e1", spec)
     x = np.linspace(-1, 10, 50)
-    files = []
-    for path in paths:
+    files = {"density": [], "meta": []}
+    for path, meta in zip(inputs["density"], inputs["meta"], strict=True):
         seed = int(path.split("seed")[1][0])
         density = np.exp(-((x - seed) ** 2)) + (1e-12 if seed else 0.0)
-        files.append(_write(tmp_path, path, pd.DataFrame({"x": x, "density": density})))
-    fig = figure_kind("density").draw(spec, {"density": files}, Look())
+        files["density"].append(_write(tmp_path, path, pd.DataFrame({"x": x, "density": density})))
+        files["meta"].append(_write(tmp_path, meta, {"status": "computed"}))
+    fig = figure_kind("density").draw(spec, files, Look())
     shown = [ax for ax in fig.axes if ax.get_visible()]
     titles = [ax.get_title(loc="left") for ax in shown]
     assert titles == ["SGD", "AdaGrad", "Adam", "AdaHessian"]
@@ -101,11 +103,35 @@ def test_a_skipped_analysis_is_left_out_of_the_table(config, tmp_path):
     for i, (eig, meta) in enumerate(zip(inputs["eigenvalues"], inputs["meta"], strict=True)):
         frame = pd.DataFrame({"index": [0], "eigenvalue": [float(i + 1)]})
         files["eigenvalues"].append(_write(tmp_path, eig, frame))
-        status = {"status": "skipped"} if i == 2 else {"trace": None}
+        status = {"status": "skipped", "reason": WHY} if i == 2 else {"trace": None}
         files["meta"].append(_write(tmp_path, meta, status))
     table = table_kind("spectrum").draw(spec, files, Look())
     row = table.numbers.set_index("quantity").loc["lambda_1"]
     assert row["n"] == 2 and row["mean"] == pytest.approx(1.5)
+    # the footnote says which run and seed is left out, and why
+    note = "Left out: SGD (LeNet-5), seed 2: the run did not complete: status 'diverged' at step 7."
+    assert table.notes == [note]
+    assert rf"\footnotesize {note}" in table.tex
+
+
+def test_a_diverged_runs_density_panel_says_so(config, tmp_path):
+    spec = paper_spec.entry(config, "e1", "figures", "density")
+    spec["seed"] = 0
+    inputs = figure_kind("density").inputs(config, "e1", spec)
+    x = np.linspace(-1, 10, 50)
+    files = {"density": [], "meta": []}
+    for path, meta in zip(inputs["density"], inputs["meta"], strict=True):
+        diverged = "/adam/" in path
+        frame = pd.DataFrame({"x": [] if diverged else x, "density": [] if diverged else x * 0 + 1})
+        files["density"].append(_write(tmp_path, path, frame))
+        status = {"status": "skipped", "reason": WHY} if diverged else {"status": "computed"}
+        files["meta"].append(_write(tmp_path, meta, status))
+    fig = figure_kind("density").draw(spec, files, Look())
+    shown = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    assert list(shown) == ["SGD", "AdaGrad", "Adam", "AdaHessian"]  # the panel stays
+    assert not shown["Adam"].get_lines()
+    assert [t.get_text() for t in shown["Adam"].texts] == [f"not drawn (seed 0):\n{WHY}"]
+    assert not shown["SGD"].texts and len(shown["SGD"].get_lines()) == 1
 
 
 def test_density_entry_needs_a_density_analysis(config):

@@ -224,3 +224,37 @@ def test_sweep_axes_name_the_setting_in_words():
     assert _axis_name("optimizer.lr") == "learning rate"
     assert _axis_name("optimizer.sgd.lr") == "learning rate (sgd)"
     assert _axis_name("optimizer.weight_decay") == "weight_decay"
+
+
+def test_sweep_table_names_the_diverged_points_it_leaves_out(config, tmp_path):
+    rows = [
+        ("lenet5", "sgd", 0, 0, "completed", 0.01, 0.5),
+        ("lenet5", "sgd", 0, 1, "completed", 0.01, 0.6),
+        ("lenet5", "sgd", 1, 0, "completed", 1.0, 0.7),
+        ("lenet5", "sgd", 1, 1, "diverged", 1.0, float("nan")),
+        ("lenet5", "adam", 0, 0, "diverged", 0.1, float("nan")),
+        ("lenet5", "adam", 0, 1, "diverged", 0.1, float("nan")),
+        ("lenet5", "adam", 1, 0, "completed", 0.001, 0.4),
+        ("lenet5", "adam", 1, 1, "completed", 0.001, 0.4),
+    ]
+    summary, winners = sweeps.summarise(_finals(rows), "val_acc")
+    summary.to_parquet(tmp_path / "summary.parquet")
+    (tmp_path / "best.json").write_text(
+        __import__("json").dumps({"select": "val_acc", "winners": winners})
+    )
+    inputs = {"summary": [str(tmp_path / "summary.parquet")], "best": [str(tmp_path / "best.json")]}
+    spec = with_order(config, "e1", config["experiments"]["e1"]["tables"]["lr_sweep"])
+    table = table_kind("sweep").draw(spec, inputs, Look())
+    note = (
+        "Did not complete (diverged), left out of the means and the selection: "
+        "SGD at lr=1 (1 of 2 seeds); Adam at lr=0.1 (2 of 2 seeds)."
+    )
+    assert table.notes == [note]
+    assert note in table.tex
+    # the figure says the same above its panels (its metric, val_acc, lost the same seeds)
+    figure_spec = with_order(config, "e1", config["experiments"]["e1"]["figures"]["lr_sweep_acc"])
+    fig = figure_kind("sweep").draw(figure_spec, inputs, Look())
+    assert fig.get_suptitle() == note
+    # with every seed completed there is no such note
+    _, clean = _summary_file(tmp_path)
+    assert table_kind("sweep").draw(spec, clean, Look()).notes == []

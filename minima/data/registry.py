@@ -6,7 +6,9 @@ one entry here plus its file layout in :mod:`minima.data.layouts`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,21 @@ def get_info(name: str) -> DatasetInfo:
     except KeyError:
         known = ", ".join(sorted(DATASETS))
         raise KeyError(f"unknown dataset {name!r}; known datasets: {known}") from None
+
+
+# Images in each raw pool (known without reading the data; the download checks the files'
+# md5s). cifar10_synthetic's come from config synthetic_cifar10.
+POOL_SIZES: dict[str, dict[str, int]] = {
+    "mnist": {"train": 60000, "test": 10000},
+    "mnist10k": {"all": 10000},
+    "cifar10": {"train": 50000, "test": 10000},
+}
+
+
+def pool_sizes(name: str, synthetic: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """``{pool: images}`` of a dataset (``synthetic``: config synthetic_cifar10)."""
+    if name == "cifar10_synthetic":
+        if synthetic is None:
+            raise ValueError("cifar10_synthetic's pool sizes come from config synthetic_cifar10")
+        return {"train": int(synthetic["n_train"]), "test": int(synthetic["n_test"])}
+    return dict(POOL_SIZES[name])

@@ -28,16 +28,6 @@ from minima.report.tables import Table, format_mean_std
 DENSITY_FLOOR = 1e-8
 
 
-def _spectrum_inputs(names: tuple[str, ...]):
-    def inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:
-        keys = shown_keys(config, exp, spec, "spectrum")
-        return {
-            name: [analysis_file("spectrum", k, f"{name}.parquet") for k in keys] for name in names
-        }
-
-    return inputs
-
-
 def _check_density(
     config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], where: str
 ) -> None:
@@ -58,8 +48,14 @@ def _first_seed(paths: list[str]) -> dict[tuple[str, str], str]:
 
 
 def draw_density(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
-    """One panel per run (a row of panels per model), density on a log axis, shared x."""
+    """One panel per run (a row of panels per model), density on a log axis, shared x. A run
+    whose analysis was not computed (it diverged) keeps its panel, saying so and why."""
     files = _first_seed(inputs["density"])
+    reasons = {
+        path: meta.get("reason", "not computed")
+        for path, meta_path in zip(inputs["density"], inputs["meta"], strict=True)
+        if (meta := read_json(meta_path)).get("status") == "skipped"
+    }
     runs = [r for r in spec["runs"] if any(run == r for _, run in files)]
     models = [m for m in spec["models"] if any(model == m for model, _ in files)]
     if not runs:
@@ -80,14 +76,29 @@ def draw_density(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
                     continue
                 ax = axes[m * math.ceil(len(runs) / cols) + i // cols, i % cols]
                 ax.set_visible(True)
-                frame = pd.read_parquet(files[(model, run)])
-                clipped = np.maximum(frame["density"].to_numpy(dtype=float), DENSITY_FLOOR)
-                ax.semilogy(frame["x"], clipped, color=look.color(run), linewidth=1.0)
-                ax.set_ylim(bottom=DENSITY_FLOOR)
                 title = (
                     look.name(run) if len(models) == 1 else f"{look.model(model)}, {look.name(run)}"
                 )
                 ax.set_title(title, color=look.color(run), fontweight="bold", loc="left")
+                if files[(model, run)] in reasons:
+                    why = reasons[files[(model, run)]]
+                    seed = key_of(files[(model, run)], "spectrum").seed
+                    ax.text(
+                        0.5,
+                        0.5,
+                        f"not drawn (seed {seed}):\n{why}",
+                        ha="center",
+                        va="center",
+                        wrap=True,
+                        fontsize=7,
+                        transform=ax.transAxes,
+                    )
+                    ax.set_yticks([])
+                    continue
+                frame = pd.read_parquet(files[(model, run)])
+                clipped = np.maximum(frame["density"].to_numpy(dtype=float), DENSITY_FLOOR)
+                ax.semilogy(frame["x"], clipped, color=look.color(run), linewidth=1.0)
+                ax.set_ylim(bottom=DENSITY_FLOOR)
                 ax.set_xlabel("eigenvalue")
                 if i % cols == 0:
                     ax.set_ylabel("density")
@@ -96,11 +107,12 @@ def draw_density(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
 
 def build_spectrum_table(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Table:
     """A row per (model, run): top eigenvalues lambda_1..k and the trace, mean +- std over seeds."""
-    records = []
+    records, left_out = [], []
     for eig_path, meta_path in zip(inputs["eigenvalues"], inputs["meta"], strict=True):
         key = key_of(eig_path, "spectrum")
         meta = read_json(meta_path)
         if meta.get("status") == "skipped":
+            left_out.append((key, meta.get("reason", "not computed")))
             continue
         eig = pd.read_parquet(eig_path).sort_values("eigenvalue", ascending=False)
         record = {"model": key.model, "run": key.run, "seed": key.seed}
@@ -110,7 +122,7 @@ def build_spectrum_table(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> 
         record["trace"] = trace["estimate"] if trace else np.nan
         records.append(record)
     if not records:
-        raise ValueError("no completed spectrum analysis to tabulate")
+        raise ValueError(f"no completed spectrum analysis to tabulate: {left_out}")
     frame = pd.DataFrame(records)
     k = spec.get("top", 3)
     columns = [c for c in (f"lambda_{i + 1}" for i in range(k)) if c in frame] + (
@@ -145,7 +157,17 @@ def build_spectrum_table(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> 
                 )
             rows.append(row)
     align = "l" * (2 if show_model else 1) + "r" * len(columns)
-    return Table(tabular(header, rows, align=align), stats)
+    notes = left_out_notes(left_out, look)
+    return Table(tabular(header, rows, align=align, notes=notes), stats, notes)
+
+
+def left_out_notes(left_out: list[tuple[Any, str]], look: Any) -> list[str]:
+    """One footnote line per run left out of a table: which seed and why (its sidecar's
+    reason, e.g. the run diverged)."""
+    return [
+        escape(f"Left out: {look.name(key.run)} ({look.model(key.model)}), seed {key.seed}: {why}.")
+        for key, why in left_out
+    ]
 
 
 def _decimals(value: float) -> int:
@@ -167,5 +189,13 @@ def _check_table(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], w
     check_analysis(config, exp, spec, where, "spectrum")
 
 
-DENSITY = Kind(inputs=_spectrum_inputs(("density",)), check=_check_density, draw=draw_density)
+def _density_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:
+    keys = shown_keys(config, exp, spec, "spectrum")
+    return {
+        "density": [analysis_file("spectrum", k, "density.parquet") for k in keys],
+        "meta": [analysis_file("spectrum", k, "spectrum.json") for k in keys],
+    }
+
+
+DENSITY = Kind(inputs=_density_inputs, check=_check_density, draw=draw_density)
 SPECTRUM_TABLE = Kind(inputs=_spectrum_table_inputs, check=_check_table, draw=build_spectrum_table)

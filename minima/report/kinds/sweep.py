@@ -123,8 +123,10 @@ def draw_sweep(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
                 ax.set_yscale("log")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
-        if spec.get("sweep_note"):
-            fig.suptitle(spec["sweep_note"], fontsize="small")
+        notes = [spec["sweep_note"]] if spec.get("sweep_note") else []
+        notes += diverged_notes(summary, spec["metric"], models, runs, look)
+        if notes:
+            fig.suptitle("\n".join(notes), fontsize="small", wrap=True)
     return fig
 
 
@@ -184,7 +186,41 @@ def build_sweep_table(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Tab
             rows.append(row)
     align = "l" * (3 if show_model else 2) + "r" * (1 + len(chosen))
     notes = [escape(spec["sweep_note"])] if spec.get("sweep_note") else []
+    notes += [escape(note) for note in diverged_notes(summary, select, models, runs, look)]
     return Table(tabular(header, rows, align=align, notes=notes), pd.DataFrame(numbers), notes)
+
+
+def diverged_notes(
+    summary: pd.DataFrame, select: str, models: list[str], runs: list[str], look: Any
+) -> list[str]:
+    """A note (plain text) naming every point with seeds that did not complete (diverged):
+    they are left out of its mean and, with none completed, of the selection."""
+    parts = []
+    value_columns = [c for c in summary.columns if c.startswith("value:")]
+    for model in models:
+        for run in runs:
+            rows = summary[(summary["model"] == model) & (summary["run"] == run)]
+            for _, row in rows[rows[f"{select}_n"] < rows["seeds"]].iterrows():
+                values = {
+                    c.removeprefix("value:"): row[c] for c in value_columns if pd.notna(row[c])
+                }
+                seeds = int(row["seeds"])
+                lost = seeds - int(row[f"{select}_n"])
+                name = (
+                    look.name(run)
+                    if len(models) == 1
+                    else f"{look.name(run)} ({look.model(model)})"
+                )
+                parts.append(
+                    f"{name} at {sweeps.describe_values(values)} ({lost} of {seeds} seeds)"
+                )
+    if not parts:
+        return []
+    return [
+        "Did not complete (diverged), left out of the means and the selection: "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 def _resolve(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> dict[str, Any]:

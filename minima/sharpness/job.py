@@ -2,7 +2,7 @@
 
 Per radius ``rho``: SAM's first-order sharpness ``rho ||g||``, the exact increase at SAM's
 point, and the largest increase found by a few steps of projected gradient ascent
-(``minima.sharpness``), on fixed, unaugmented training examples in eval mode. E4's top
+(``minima.sharpness.ascent``), on fixed, unaugmented training examples in eval mode. E4's top
 Hessian eigenvalue comes from the `spectrum` rule (``top_k: 1``).
 """
 
@@ -27,7 +27,7 @@ from minima.hessian.job import (
     incomplete_reason,
     run_status,
 )
-from minima.sharpness import ascent_sharpness
+from minima.sharpness.ascent import ascent_sharpness
 
 SHARPNESS_TABLES = {
     "sharpness": (
