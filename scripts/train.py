@@ -26,4 +26,6 @@ train_run(
         work_dir=snakemake.params.work_dir,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
+    cpu_fallback=snakemake.config.get("gpu_fallback", "fail") == "cpu",
 )
