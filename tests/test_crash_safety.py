@@ -183,3 +183,30 @@ def test_sidecars_are_strict_json_with_non_finite_numbers_as_null(tmp_path, inpu
     assert meta["status"] == "diverged"
     assert meta["diverged_at"]["train_loss"] is None
     assert meta["non_finite"]["diverged_at.train_loss"] == "nan"
+
+
+@pytest.mark.slow
+def test_snakemake_rerun_after_a_kill_while_finishing_restores_every_output(tmp_path, monkeypatch):
+    """The workflow-level case: the train job is killed while it links the checkpoints,
+    Snakemake deletes its outputs, and the next invocation finishes from the work folder
+    (no retraining) with exactly the checkpoints that final.json lists."""
+    from tests.workflow_helpers import snakemake
+
+    target = "results/runs/e1/lenet5/sgd/seed0/final.safetensors"
+    configs = ("tests/configs/tiny.yaml",)
+    monkeypatch.setenv("MINIMA_FAULT", "finish:checkpoint_linked@2")
+    killed = snakemake(tmp_path, target, configfiles=configs, check=False)
+    assert killed.returncode != 0
+    run_dir = tmp_path / "results/runs/e1/lenet5/sgd/seed0"
+    files = run_files(run_dir)
+    assert not files.sidecar.exists() and not Path(files.checkpoints).exists()  # deleted
+    kept = sorted(p.name for p in (run_dir / ".partial/checkpoints").glob("*.safetensors"))
+    assert kept == ["step0.safetensors", "step4.safetensors", "step8.safetensors"]
+
+    monkeypatch.delenv("MINIMA_FAULT")
+    snakemake(tmp_path, target, configfiles=configs)
+    log = (tmp_path / "logs/train/e1/lenet5/sgd/seed0.log").read_text()
+    assert "resuming at epoch 2, batch 0 (step 8)" in log  # the finished state, not retrained
+    assert read_json(files.sidecar)["checkpoints"] == kept
+    assert_consistent(files)
+    assert not list(run_dir.rglob("*.tmp")) and not Path(files.work_dir).exists()
