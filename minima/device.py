@@ -23,7 +23,7 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
-            f"device: {name!r} asks for CUDA, but torch sees no GPU here; "
+            f"device: {name!r} asks for CUDA, but torch sees no GPU here ({cuda_report()}); "
             "set device: auto or cpu in the config"
         )
     return device

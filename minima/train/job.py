@@ -281,14 +281,16 @@ def train_run(
         RunLockedError: another live job trains this run.
     """
     check_gpu_job(gpus, run["device"], cpu_fallback=cpu_fallback)
+    device = resolve_device(run["device"])
     label = f"{run['experiment']}/{run['model_label']}/{run['run']}/seed{run['seed']}"
     with run_lock(files.lock, label):
-        return _train_locked(run, label, manifest, split, init_weights, files, threads)
+        return _train_locked(run, label, device, manifest, split, init_weights, files, threads)
 
 
 def _train_locked(
     run: dict[str, Any],
     label: str,
+    device: torch.device,
     manifest: str | Path,
     split: str | Path,
     init_weights: str | Path,
@@ -304,7 +306,6 @@ def _train_locked(
     torch.set_num_threads(max(1, threads))
     training = run["training"]
     set_deterministic(training["deterministic"])
-    device = resolve_device(run["device"])
     seed_everything(run["seed"])
     log.info("run %s on %s (%d threads)", label, device, torch.get_num_threads())
 
