@@ -61,10 +61,9 @@ def nvidia_driver_version() -> str | None:
     """
     try:
         with open("/proc/driver/nvidia/version") as handle:
-            text = handle.read()
-        match = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]+)", text)
-        if match:
-            return match.group(1)
+            version = parse_driver_version(handle.read())
+        if version:
+            return version
     except OSError:
         pass
     try:
@@ -78,6 +77,12 @@ def nvidia_driver_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out[0] if out else None
+
+
+def parse_driver_version(text: str) -> str | None:
+    """The version in ``/proc/driver/nvidia/version``'s text (proprietary or open module)."""
+    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9]+\.[0-9.]+)", text)
+    return match.group(1) if match else None
 
 
 def cuda_report() -> str:

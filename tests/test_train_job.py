@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from minima.data import manifest_root, write_manifest, write_split
-from minima.device import NoGpuError, check_gpu_job
+from minima.device import NoGpuError, check_gpu_job, parse_driver_version
 from minima.io import read_json, sha256_file
 from minima.train.job import train_run
 from minima.train.lock import RunLockedError, run_lock
@@ -230,3 +230,34 @@ def test_gpu_job_without_cuda_fails_at_once_saying_what_torch_sees(tmp_path, inp
 def test_cpu_is_used_only_when_the_config_says_so(monkeypatch, gpus, device, fallback):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     check_gpu_job(gpus, device, cpu_fallback=fallback)  # no error
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024",
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build",
+    ],
+    ids=["proprietary", "open"],
+)
+def test_driver_version_is_read_from_the_kernel_module_line(text):
+    assert parse_driver_version(text + "\nGCC version:  gcc version 12.3.0\n") == "550.54.15"
+
+
+def test_gpu_provenance_records_torch_cuda_and_driver_versions(monkeypatch):
+    import minima.provenance as provenance
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H200")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    monkeypatch.setattr(provenance, "nvidia_driver_version", lambda: "550.54.15")
+    monkeypatch.setattr(provenance, "_cuda_driver_api", lambda: 12040)
+    info = provenance.device_description(torch.device("cuda", 0))
+    assert info == {
+        "device": "cuda:0",
+        "name": "NVIDIA H200",
+        "cuda": "12.6",
+        "cudnn": 90100,
+        "driver": "550.54.15",
+        "cuda_runtime_driver": 12040,
+    }
