@@ -118,6 +118,8 @@ def open_work_dir(work_dir: str | Path, parts: dict[str, str], label: str) -> No
             old = read_json(record)
         except (OSError, ValueError):
             old = None
+        if not isinstance(old, dict):
+            old = None
         if old != parts:
             if old is None:
                 why = f"it has no readable {FINGERPRINT_FILE}"
