@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from minima.device import nvidia_driver_version
+
 PACKAGES = (
     "torch",
     "torchvision",
@@ -49,11 +51,14 @@ def device_description(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         info["name"] = torch.cuda.get_device_name(index)
-        info["cuda"] = torch.version.cuda
+        info["cuda"] = torch.version.cuda  # the CUDA torch was built for
         info["cudnn"] = torch.backends.cudnn.version()
+        info["driver"] = nvidia_driver_version()  # the NVIDIA driver it ran on
+        info["cuda_runtime_driver"] = _cuda_driver_api()
     else:
         info["name"] = _cpu_model()
         info["threads"] = torch.get_num_threads()
+        info["torch_cuda_build"] = torch.version.cuda
     return info
 
 
@@ -91,6 +96,15 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "host": socket.gethostname(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _cuda_driver_api() -> int | None:
+    """The CUDA version the driver supports, as CUDA encodes it (12040 = 12.4), if torch says."""
+    getter = getattr(torch._C, "_cuda_getDriverVersion", None)
+    try:
+        return int(getter()) if getter else None
+    except RuntimeError:
+        return None
 
 
 def _cpu_model() -> str:

@@ -29,7 +29,9 @@ rule init_weights:
 
 
 rule train:
-    """Train one run; resumable (rerun a killed job and it continues from its last save)."""
+    """Train one run; resumable (rerun a killed job and it continues from its last save).
+    One live job per run: a second one refuses, naming the holder in {RUN_DIR}/.partial.lock.
+    """
     input:
         unpack(train_inputs),
     output:

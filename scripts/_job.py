@@ -22,6 +22,9 @@ if str(REPO) not in sys.path:
 GPUS_ENV = "MINIMA_GPUS"  # GPUs of this machine; unset: counted from /dev/nvidia<N>
 LOCK_DIR_ENV = "MINIMA_GPU_LOCK_DIR"  # lock folder; unset: <tmp>/minima-gpu-slots
 WAIT_ENV = "MINIMA_GPU_WAIT"  # seconds a job may wait for a free GPU; unset: no limit
+# Rules whose library call removes its killed predecessor's temporary files itself, once it
+# holds the run's lock (a second live job must not delete the first one's writes).
+OWN_CLEANUP = ("train", "sweep_train")
 _gpu_claim = None  # held for the job's lifetime: its lock is the job's claim on the GPU
 
 
@@ -29,8 +32,9 @@ def start(snakemake) -> logging.Logger:
     """Send INFO and above to the rule's log file, warnings also to the terminal.
 
     An uncaught error writes its traceback to the log and its one-line message to the terminal,
-    so a failing job says why without making the user open the log. A job that asks for a GPU
-    (resource ``gpu`` > 0) first takes one of its own (see ``minima.gpu_slots``).
+    so a failing job says why without making the user open the log. Temporary files a killed
+    run of the job left next to its outputs are removed. A job that asks for a GPU (resource
+    ``gpu`` > 0) first takes one of its own (see ``minima.gpu_slots``).
     """
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +58,12 @@ def start(snakemake) -> logging.Logger:
 
     sys.excepthook = report
     log = logging.getLogger(f"minima.{snakemake.rule}")
+    if snakemake.rule not in OWN_CLEANUP:
+        from minima.io import remove_stale_temporaries
+
+        removed = remove_stale_temporaries(snakemake.output)
+        if removed:
+            log.info("removed temporary files of a killed job: %s", removed)
     if snakemake.resources.get("gpu", 0) > 0:
         config = getattr(snakemake, "config", None) or {}
         slots_per_gpu = config.get("resources", {}).get("slots_per_gpu", 1)

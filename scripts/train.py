@@ -29,4 +29,6 @@ train_run(
         steps=snakemake.output.steps if hasattr(snakemake.output, "steps") else None,
     ),
     threads=snakemake.threads,
+    gpus=snakemake.resources.get("gpu", 0),
+    cpu_fallback=snakemake.config.get("gpu_fallback", "fail") == "cpu",
 )

@@ -124,6 +124,16 @@ def test_tiny_workflow_end_to_end(tmp_path):
         for r in ("sgd", "adam")
     }
     assert len(inits) == 1
+
+    # every JSON record is strict JSON (no bare NaN/Infinity), and no temporary file is left
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    records = list((tmp_path / "results").rglob("*.json"))
+    assert any(path.name == "final.json" for path in records)
+    for path in records:
+        json.loads(path.read_text(), parse_constant=refuse)
+    assert not list((tmp_path / "results").rglob("*.tmp"))
     # nothing left to do: a second invocation plans no job
     again = snakemake(tmp_path, "-n", configfiles=("tests/configs/tiny.yaml",))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -25,13 +25,24 @@ def sidecar_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def export_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, Any]) -> str:
-    """Write the model's state dict as safetensors plus a JSON sidecar; return the SHA-256."""
+def export_weights(
+    model: nn.Module, path: str | Path, metadata: Mapping[str, Any], *, fault: str = "checkpoint"
+) -> str:
+    """Write the model's state dict as safetensors plus a JSON sidecar; return the SHA-256.
+
+    The weights are written first, the sidecar last: a sidecar always describes the weights
+    file next to it. ``fault`` names the writes for fault injection (``<fault>.weights:...``,
+    ``<fault>.sidecar:...``, see ``minima.faults``).
+    """
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fault=f"{fault}.weights") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     digest = sha256_file(path)
-    write_json(sidecar_path(path), {**metadata, "weights_file": Path(path).name, "sha256": digest})
+    write_json(
+        sidecar_path(path),
+        {**metadata, "weights_file": Path(path).name, "sha256": digest},
+        fault=f"{fault}.sidecar",
+    )
     return digest
 
 
@@ -67,7 +78,7 @@ def load_weights(model: nn.Module, path: str | Path, *, verify: bool = True) -> 
 
 def save_resume_state(path: str | Path, state: Mapping[str, Any]) -> None:
     """Atomically save the resume state (a kill during the write keeps the previous one)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fault="resume") as tmp:
         torch.save(dict(state), tmp)
 
 
