@@ -46,6 +46,7 @@ from minima.io import (
 )
 from minima.models import build_model, count_parameters, first_conv, last_linear
 from minima.provenance import provenance
+from minima.runs import RUNTIME_TRAINING_KEYS
 from minima.train.checkpoint import export_weights, load_weights, sidecar_path
 from minima.train.lock import run_lock
 from minima.train.loop import LoopSettings, Split, train_loop
@@ -53,9 +54,6 @@ from minima.train.options import takes_full_gradient
 
 log = logging.getLogger("minima.train")
 
-# Settings that change how a run is logged, not what it computes: left out of the fingerprint
-# so that changing them does not throw away a resume state.
-_COSMETIC = ("progress_seconds",)
 FINGERPRINT_FILE = "fingerprint.json"
 
 # Columns of steps.parquet (minima.train.gradstats.StepRecorder), also when it has no rows.
@@ -100,7 +98,7 @@ class RunFiles:
 def run_fingerprint(run: dict[str, Any]) -> str:
     """SHA-256 of the resolved run config without the settings that change no number."""
     settings = json.loads(json.dumps(run, sort_keys=True, default=str))
-    for key in _COSMETIC:
+    for key in RUNTIME_TRAINING_KEYS:  # listed, with reasons, in minima.runs
         settings.get("training", {}).pop(key, None)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
