@@ -316,8 +316,8 @@ def test_repository_entries_pass_their_checks(config):
         (
             "e3",
             "similarity",
-            {"measure": "cka", "runs": ["sgd", "adahessian_std1e3"]},
-            r"x\.runs names \['adahessian_std1e3'\]; allowed: the compared runs",
+            {"measure": "cka", "runs": ["sgd", "adahessian_std_rgb"]},
+            r"x\.runs names \['adahessian_std_rgb'\]; allowed: the compared runs",
         ),
         ("e3", "similarity", {"measure": "cka", "seed": 4}, r"x\.seed is 4; allowed: .*\[0\]"),
         (
