@@ -109,9 +109,13 @@ def similarity_runs(config: Mapping[str, Any], experiment: str) -> list[str]:
 
 
 def similarity_pairs(config: Mapping[str, Any], experiment: str) -> list[tuple[str, str]]:
-    """Every unordered pair of compared runs, in config order."""
+    """Every unordered pair of compared runs, in config order; with ``self_pairs`` each run
+    also with itself (its layer x layer map, from which the study reads how its own late
+    layers differ), first in its row."""
     runs = similarity_runs(config, experiment)
-    return [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
+    section = config["experiments"][experiment].get("analyses", {}).get("similarity") or {}
+    first = 0 if section.get("self_pairs", False) else 1
+    return [(a, b) for i, a in enumerate(runs) for b in runs[i + first :]]
 
 
 def init_source(config: Mapping[str, Any], key: RunKey) -> RunKey | None:

@@ -99,14 +99,31 @@ def sweep_keys(config: Mapping[str, Any], experiment: str, sweep: str) -> list[S
 
 
 def set_dotted(settings: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``settings[a][b]... = value`` for ``dotted`` = ``a.b...``; the key must exist."""
+    """Set ``settings[a][b]... = value`` for ``dotted`` = ``a.b...``; the key must exist. A
+    part that is a number indexes a list (``optimizer.betas.0``: beta1)."""
     *parents, last = dotted.split(".")
-    node = settings
+    node: Any = settings
     for part in parents:
-        node = node[part]
+        node = _child(node, part, dotted)
+    if isinstance(node, list):
+        index = _index(node, last, dotted)
+        node[index] = copy.deepcopy(value)
+        return
     if last not in node:
         raise KeyError(dotted)
     node[last] = copy.deepcopy(value)
+
+
+def _index(node: list, part: str, dotted: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise KeyError(dotted)
+    return int(part)
+
+
+def _child(node: Any, part: str, dotted: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, dotted)]
+    return node[part]
 
 
 def apply_values(run: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,7 +215,9 @@ def _dotted_keys(settings: Mapping[str, Any], prefix: str = "") -> list[str]:
     for key, value in settings.items():
         if isinstance(value, Mapping):
             keys += _dotted_keys(value, f"{prefix}{key}.")
-        elif not isinstance(value, list | tuple):
+        elif isinstance(value, list | tuple):
+            keys += [f"{prefix}{key}.{i}" for i in range(len(value))]
+        else:
             keys.append(f"{prefix}{key}")
     return keys
 

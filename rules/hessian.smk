@@ -183,10 +183,14 @@ rule eigenpairs:
 
     eigenvalues.parquet: step, which (LA | SA), index, eigenvalue, residual, all_converged
         (ARPACK converged all pairs asked for), loss (at the checkpoint, on the subset).
-    line_search.parquet: step, which, index, eigenvalue, gv (g.v), span, alpha, loss
+    line_search.parquet: step, which, index, eigenvalue, gv (g.v), grid (linear: a span's
+        curve | log: the step search's grid, span = its largest |alpha|), span, alpha, loss
         (exact), loss_quadratic (L0 - alpha (g.v)^2 + alpha^2 (g.v)^2 lambda / 2).
-    line_search_summary.parquet: step, which, index, eigenvalue, gv, best_decrease,
-        alpha_star, best_decrease_quadratic, alpha_star_quadratic (1 / lambda; NaN if <= 0).
+    line_search_summary.parquet: step, which, index, eigenvalue, gv, best_decrease
+        (L0 - L(alpha*)), alpha_star (log grid over |alpha| in [search.min, search.max] on
+        both signs, refined by scipy's bounded minimiser), loss_star, bounded (alpha* at
+        +-search.max: bounded by the search), best_decrease_quadratic, alpha_star_quadratic
+        (1 / lambda; NaN if <= 0).
     eigenpairs.json: per which: converged flag, pairs converged, message, max residual.
     """
     input:

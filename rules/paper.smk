@@ -3,6 +3,9 @@
 # and tables exist is config: experiments.<exp>.figures / .tables (kinds: minima.report).
 
 
+from minima.report.differences import study_differences  # noqa: E402
+
+
 report: "../report/workflow.rst"
 
 
@@ -172,6 +175,7 @@ rule paper_overview:
         gpu=0,
     params:
         labels=PAPER["labels"],
+        differences=study_differences(config, paper_experiments()),
     script:
         "../scripts/paper_overview.py"
 

@@ -11,5 +11,8 @@ from minima.report.files import write_text  # noqa: E402
 from minima.report.sections import overview_section  # noqa: E402
 
 infos = [json.loads(Path(path).read_text()) for path in snakemake.input.facts]
-write_text(snakemake.output.tex, overview_section(infos, labels=snakemake.params.labels))
+tex = overview_section(
+    infos, labels=snakemake.params.labels, differences=snakemake.params.differences
+)
+write_text(snakemake.output.tex, tex)
 log.info("what was run: %s", ", ".join(i["experiment"] for i in infos))

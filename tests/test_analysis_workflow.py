@@ -319,8 +319,11 @@ def test_e5_line_searches_exact_vs_quadratic(e5_results):
         loss0 = _json(folder / "eigenpairs.json")["loss"]
         curve = pd.read_parquet(folder / "line_search.parquet")
         assert list(curve.columns) == list(EIGENPAIRS_TABLES["line_search"])
-        assert len(curve) == 6 * 2 * 7  # pairs x spans x points
-        assert sorted(curve["span"].unique()) == [0.1, 1.0]
+        # pairs x (spans x points + the search's log grid: 4 decades x 2 per sign, and 0)
+        assert len(curve) == 6 * (2 * 7 + 19)
+        linear = curve[curve["grid"] == "linear"]
+        assert sorted(linear["span"].unique()) == [0.1, 1.0]
+        assert (curve.loc[curve["grid"] == "log", "alpha"].abs().max()) == 100.0
         at_zero = curve[curve["alpha"] == 0]
         np.testing.assert_allclose(at_zero["loss"], loss0, rtol=1e-10)
         np.testing.assert_allclose(at_zero["loss_quadratic"], loss0, rtol=1e-12)
@@ -330,6 +333,12 @@ def test_e5_line_searches_exact_vs_quadratic(e5_results):
         np.testing.assert_allclose(near["loss"], near["loss_quadratic"], rtol=0, atol=0.1 * change)
         summary = pd.read_parquet(folder / "line_search_summary.parquet")
         assert len(summary) == 6 and (summary["best_decrease"] >= 0).all()
+        # the refined alpha* does at least as well as every point of the search grid
+        grid_best = curve[curve["grid"] == "log"].groupby(["which", "index"])["loss"].min()
+        refined = summary.set_index(["which", "index"])["loss_star"]
+        assert (refined <= grid_best.loc[refined.index] + 1e-12).all()
+        np.testing.assert_allclose(summary["best_decrease"], loss0 - summary["loss_star"])
+        assert (summary["bounded"] == (summary["alpha_star"].abs() == 100.0)).all()
         positive = summary["eigenvalue"] > 0
         np.testing.assert_allclose(
             summary.loc[positive, "alpha_star_quadratic"], 1 / summary.loc[positive, "eigenvalue"]

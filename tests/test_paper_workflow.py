@@ -65,10 +65,10 @@ def test_one_figure_plans_exactly_its_ancestors(tmp_path):
         "download": 1,
         "split": 1,
         "init_weights": 1,
-        "train": 3,
+        "train": 2,
         "figure": 1,
     }
-    assert trained_runs(result.stdout) == {"adahessian", "adahessian_std1e-4", "adahessian_std1e3"}
+    assert trained_runs(result.stdout) == {"adahessian", "adahessian_std_rgb"}
 
 
 def test_one_table_plans_its_runs_and_nothing_of_other_experiments(tmp_path):

@@ -26,7 +26,11 @@ def frame() -> pd.DataFrame:
 
 def mean_lines(ax):
     """(color, y data) of the lines with data (the means; bands are polygons)."""
-    return [(to_hex(line.get_color()), line.get_ydata()) for line in ax.get_lines()]
+    return [
+        (to_hex(line.get_color()), line.get_ydata())
+        for line in ax.get_lines()
+        if not str(line.get_gid()).startswith("switch:")
+    ]
 
 
 def test_curves_draw_the_seed_mean_per_run_in_its_color(frame):
@@ -46,6 +50,15 @@ def test_curves_draw_the_seed_mean_per_run_in_its_color(frame):
     assert len(ax.collections) == 2  # one +-std band per run (3 seeds)
 
 
+def test_curves_mark_the_switch_epoch_in_the_runs_color(frame):
+    entry = {"kind": "curves", "panels": [{"metrics": ["val_loss"]}], "runs": ["sgd", "adam"]}
+    (ax,) = figures.training_figure(frame, entry).axes
+    switches = [line for line in ax.get_lines() if str(line.get_gid()).startswith("switch:")]
+    assert [line.get_gid() for line in switches] == ["switch:adam:2"]  # only the run that switched
+    assert list(switches[0].get_xdata()) == [2, 2] and switches[0].get_linestyle() == ":"
+    assert to_hex(switches[0].get_color()) == style.OPTIMIZER_COLORS["adam"].lower()
+
+
 def test_panels_log_scale_line_styles_and_run_subset(frame):
     entry = {
         "kind": "curves",
@@ -58,7 +71,8 @@ def test_panels_log_scale_line_styles_and_run_subset(frame):
     fig = figures.training_figure(frame, entry)
     loss_ax, grad_ax = fig.axes
     assert loss_ax.get_yscale() == "log" and grad_ax.get_yscale() == "linear"
-    assert [line.get_linestyle() for line in loss_ax.get_lines()] == ["-", "--"]
+    means = [line for line in loss_ax.get_lines() if not str(line.get_gid()).startswith("switch")]
+    assert [line.get_linestyle() for line in means] == ["-", "--"]
     assert {to_hex(line.get_color()) for line in loss_ax.get_lines()} == {
         style.OPTIMIZER_COLORS["adam"].lower()
     }

@@ -23,6 +23,7 @@ KEY = RunKey("e5", "lenet5", "rmsprop", 0)
 STEPS = (0, 2, 6)
 SPANS = (0.1, 1.0)
 ALPHAS = np.linspace(-1.0, 1.0, 5)
+LOG = np.array([-100.0, -10.0, -1.0, -0.1, 0.0, 0.1, 1.0, 10.0, 100.0])  # the step search's grid
 # step -> (LA eigenvalues, SA eigenvalues): step 2's -3.0 is the most negative of all.
 EIGENVALUES = {0: ([5.0, 0.5, 0.02], [-0.2, -0.01]), 2: ([40.0, 3.0, 0.8], [-3.0, 0.0]),
                6: ([120.0, 9.0, 2.5], [-1.5, 0.3])}  # fmt: skip
@@ -65,13 +66,14 @@ def _line_search_table(step: int) -> pd.DataFrame:
     for which, values in (("LA", la), ("SA", sa)):
         for i, lam in enumerate(values):
             gv = _gv(step, which, i)
-            for span in SPANS:
-                for alpha in ALPHAS * span:
+            grids = [("linear", span, ALPHAS * span) for span in SPANS] + [("log", 100.0, LOG)]
+            for grid, span, alphas in grids:
+                for alpha in alphas:
                     quad = LOSSES[step] - alpha * gv**2 + alpha**2 * gv**2 * lam / 2
                     rows.append(
                         {"step": step, "which": which, "index": i, "eigenvalue": lam, "gv": gv,
-                         "span": span, "alpha": alpha, "loss": quad + 0.05 * alpha**3,
-                         "loss_quadratic": quad}
+                         "grid": grid, "span": span, "alpha": alpha,
+                         "loss": quad + 0.05 * alpha**3, "loss_quadratic": quad}
                     )  # fmt: skip
     return pd.DataFrame(rows)[list(EIGENPAIRS_TABLES["line_search"])]
 
@@ -82,10 +84,14 @@ def _summary_table() -> pd.DataFrame:
         for which, values in (("LA", la), ("SA", sa)):
             for i, lam in enumerate(values):
                 alpha_star = 0.0 if (step, which, i) == (0, "LA", 2) else 1.0 / (lam + 2.0)
+                bounded = which == "SA" and lam < -1  # at the search's edge
+                alpha_star = 100.0 if bounded else alpha_star
+                decrease = 0.01 * (i + 1) + 0.001 * step
                 rows.append(
                     {"step": step, "which": which, "index": i, "eigenvalue": lam,
-                     "gv": _gv(step, which, i), "best_decrease": 0.01 * (i + 1) + 0.001 * step,
-                     "alpha_star": alpha_star, "best_decrease_quadratic": np.nan,
+                     "gv": _gv(step, which, i), "best_decrease": decrease,
+                     "alpha_star": alpha_star, "loss_star": LOSSES[step] - decrease,
+                     "bounded": bounded, "best_decrease_quadratic": np.nan,
                      "alpha_star_quadratic": 1 / lam if lam > 0 else np.nan}
                 )  # fmt: skip
     return pd.DataFrame(rows)[list(EIGENPAIRS_TABLES["line_search_summary"])]
@@ -178,12 +184,14 @@ def test_inputs_name_exactly_the_files_of_one_seed_per_run():
     assert kinds.SUBSET_CHECK_TABLE.inputs(config, "e5", spec) == {
         "subset_check": [f"{base}/seed1/subset_check.parquet"]
     }
-    spec = _spec(config, "line_search", step=2)
+    spec = _spec(config, "line_search", step=2)  # and the summary, for the refined alpha*
     assert kinds.LINE_SEARCH.inputs(config, "e5", spec) == {
-        "line_search": [f"{base}/seed1/step2/line_search.parquet"]
+        "line_search": [f"{base}/seed1/step2/line_search.parquet"],
+        "line_search_summary": [f"{base}/seed1/line_search_summary.parquet"],
     }
-    spec = _spec(config, "line_search")  # step null: every analysed step, and the eigenvalues
+    spec = _spec(config, "line_search", step=None)  # null: every analysed step, the eigenvalues
     assert kinds.LINE_SEARCH.inputs(config, "e5", spec) == {
+        "line_search_summary": [f"{base}/seed1/line_search_summary.parquet"],
         "eigenvalues": [f"{base}/seed1/eigenvalues.parquet"],
         "line_search": [f"{base}/seed1/step{s}/line_search.parquet" for s in STEPS],
     }
@@ -279,16 +287,21 @@ def test_eigenvalues_figure_draws_log_abs_eigenvalues_and_the_loss(results):
 
 
 def test_line_search_figure_at_the_most_negative_checkpoint(results):
-    spec = _spec(_config(), "line_search")
-    inputs = {"eigenvalues": [results["eigenvalues"]], "line_search": [results[s] for s in STEPS]}
+    spec = _spec(_config(), "line_search", step=None)
+    inputs = {
+        "eigenvalues": [results["eigenvalues"]],
+        "line_search": [results[s] for s in STEPS],
+        "line_search_summary": [results["line_search_summary"]],
+    }
     fig = kinds.draw_line_search(spec, inputs, LOOK)
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(axes) == len(SPANS)
+    assert len(axes) == len(SPANS) + 1  # the spans, then the step search's log grid
     curve = _line_search_table(2)
     pair = curve[(curve["which"] == "SA") & (curve["index"] == 0)]  # lambda -3.0 at step 2
-    for ax, span in zip(axes, SPANS, strict=True):
+    panels = [("linear", 0.1), ("linear", 1.0), ("log", 100.0)]
+    for ax, (grid, span) in zip(axes, panels, strict=True):
         assert "step 2" in ax.get_title("left") and "-3" in ax.get_title("left")
-        part = pair[pair["span"] == span].sort_values("alpha")
+        part = pair[(pair["grid"] == grid) & (pair["span"] == span)].sort_values("alpha")
         exact, quadratic = (
             next(a for a in ax.lines if a.get_gid() == g) for g in ("exact", "quadratic")
         )
@@ -300,11 +313,29 @@ def test_line_search_figure_at_the_most_negative_checkpoint(results):
             quadratic.get_ydata(), LOSSES[2] - alpha * gv**2 + alpha**2 * gv**2 * lam / 2
         )
         assert exact.get_color() == "#123456"
-    # a given step is drawn as asked, from its file alone
+    search = axes[-1]
+    assert search.get_xscale() == "symlog" and search.xaxis.get_transform().linthresh == 0.1
+    assert "search" in search.get_title("left")
+    star = next(a for a in search.lines if a.get_gid() == "alpha_star")  # from the summary
+    # SA pair 0 at step 2: bounded, alpha* = 100, L(alpha*) = L0 - (0.01 + 0.001 * 2)
+    np.testing.assert_allclose(
+        [star.get_xdata()[0], star.get_ydata()[0]], [100.0, LOSSES[2] - 0.012]
+    )
+    assert any("bounded by the search" in t.get_text() for t in search.get_legend().get_texts())
+    # a given step is drawn as asked, from its file alone (the summary is optional)
     fig = kinds.draw_line_search({**spec, "step": 6}, {"line_search": [results[6]]}, LOOK)
     assert all(
         "step 6" in ax.get_title("left") and "-1.5" in ax.get_title("left") for ax in fig.axes
     )
+
+
+def test_line_search_figure_defaults_to_the_studys_checkpoint():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for exp in ("e5", "e5_cifar10"):
+        entry = config["experiments"][exp]["figures"]["line_search"]
+        assert entry["step"] == 50  # the study's t = 50, one of the analysed checkpoints
+        kinds.LINE_SEARCH.check(config, exp, entry, f"experiments.{exp}.figures.line_search")
+        assert config["experiments"][exp]["figures"]["line_search_summary"]["zoom"] == [1.0, 5.0]
 
 
 def test_line_search_summary_points_are_the_tables(results):
@@ -313,30 +344,47 @@ def test_line_search_summary_points_are_the_tables(results):
         spec, {"line_search_summary": [results["line_search_summary"]]}, LOOK
     )
     table = _summary_table()
-    zoom = spec["zoom"]
-    assert zoom == 1.0
+    assert kinds.summary_zooms(spec) == [1.0, 5.0]
     for which in ("LA", "SA"):
         rows = table[table["which"] == which]
-        inside = rows[rows["eigenvalue"].abs() <= zoom]
-        np.testing.assert_allclose(
-            _by_gid(fig, f"decrease:zoom:{which}").get_offsets(),
-            inside[["eigenvalue", "best_decrease"]].to_numpy(),
-        )
-        np.testing.assert_allclose(
-            _by_gid(fig, f"decrease:all:{which}").get_offsets(),
-            rows[["eigenvalue", "best_decrease"]].to_numpy(),
-        )
-        finite = rows[rows["alpha_star"] != 0]  # alpha* = 0: no finite 1/alpha*
+        for part, inside in (
+            ("zoom1", rows["eigenvalue"].abs() <= 1),
+            ("zoom5", rows["eigenvalue"].abs() <= 5),
+            ("all", np.ones(len(rows), dtype=bool)),
+        ):
+            for edge in (False, True):
+                chosen = rows[inside & (rows["bounded"] == edge)]
+                gid = f"decrease:{part}:{which}" + (":bounded" if edge else "")
+                if edge and chosen.empty:  # no open markers where none is bounded
+                    assert not [a for ax in fig.axes for a in ax.collections if a.get_gid() == gid]
+                    continue
+                np.testing.assert_allclose(
+                    _by_gid(fig, gid).get_offsets(),
+                    chosen[["eigenvalue", "best_decrease"]].to_numpy(),
+                )
+        free = rows[~rows["bounded"]]
+        finite = free[free["alpha_star"] != 0]  # alpha* = 0: no finite 1/alpha*
         np.testing.assert_allclose(
             _by_gid(fig, f"inverse_alpha:all:{which}").get_offsets(),
             np.column_stack([finite["eigenvalue"], 1 / finite["alpha_star"]]),
         )
         # colored by step: each point's value is its step's rank
         colors = _by_gid(fig, f"decrease:all:{which}").get_array()
-        np.testing.assert_array_equal(colors, np.searchsorted(STEPS, rows["step"]))
+        np.testing.assert_array_equal(colors, np.searchsorted(STEPS, free["step"]))
+    # the bounded pairs (SA, lambda -3 at step 2 and -1.5 at step 6) drawn open, 1/alpha* = 0.01
+    edge = _by_gid(fig, "inverse_alpha:all:SA:bounded")
+    np.testing.assert_allclose(edge.get_offsets(), [[-3.0, 0.01], [-1.5, 0.01]])
+    assert edge.get_facecolors().size == 0 or (edge.get_facecolors()[:, 3] == 0).all()
     assert (
-        len([a for a in fig.axes if any(isinstance(c, PathCollection) for c in a.collections)]) == 4
+        len([a for a in fig.axes if any(isinstance(c, PathCollection) for c in a.collections)]) == 6
     )
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("bounded by the search" in t for t in legend)
+    # a single number still works: one zoom column and the whole range
+    one = kinds.draw_line_search_summary(
+        {**spec, "zoom": 1.0}, {"line_search_summary": [results["line_search_summary"]]}, LOOK
+    )
+    assert len([a for a in one.axes if a.get_label() != "<colorbar>"]) == 4
 
 
 def test_subset_check_table_is_the_parquet(results):
@@ -388,7 +436,9 @@ def test_skipped_run_draws_a_note_not_an_error(tmp_path):
             {"line_search_summary": [empty["line_search_summary"]]},
         ),
     ):
-        fig = draw(_spec(config, name), inputs, LOOK)
+        fig = draw(
+            _spec(config, name, **({"step": None} if name == "line_search" else {})), inputs, LOOK
+        )
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
         assert any("run skipped" in t for t in texts), name
 

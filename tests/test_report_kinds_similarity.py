@@ -101,18 +101,28 @@ def test_inputs_are_the_compared_pairs_in_plan_order_without_skipped_runs(config
     paths = kind.inputs(config, "e3", spec)["tables"]
     expected = plan.similarity_pairs(config, "e3")
     assert [pair_of(p) for p in paths] == expected
-    assert expected[0] == ("sgd", "adahessian") and len(expected) == 6  # pretrained skipped
+    # each run with itself first (self_pairs), then with the later runs; pretrained skipped
+    assert expected[:2] == [("sgd", "sgd"), ("sgd", "adahessian")] and len(expected) == 4 + 6
     assert all(p.endswith("/cka.parquet") and "/resnet18/seed0/" in p for p in paths)
 
     with_weights = {**config, "pretrained_weights": "imagenet.pth"}
     paths = kind.inputs(with_weights, "e3", spec)["tables"]
-    assert len(paths) == 15  # 6 runs compared in pairs
-    assert pair_of(paths[-1]) == ("sgd_pretrained", "adahessian_pretrained")
+    assert len(paths) == 6 + 15  # 6 runs, each with itself and in pairs
+    assert pair_of(paths[-2]) == ("sgd_pretrained", "adahessian_pretrained")
+    assert pair_of(paths[-1]) == ("adahessian_pretrained", "adahessian_pretrained")
 
     subset = entry(config, "similarity_opd", runs=["adahessian_from_sgd", "sgd", "sgd_pretrained"])
     paths = kind.inputs(config, "e3", subset)["tables"]
-    assert [pair_of(p) for p in paths] == [("sgd", "adahessian_from_sgd")]
+    assert [pair_of(p) for p in paths] == [
+        ("sgd", "sgd"),
+        ("sgd", "adahessian_from_sgd"),
+        ("adahessian_from_sgd", "adahessian_from_sgd"),
+    ]
     assert paths[0].endswith("/opd.parquet")
+    distinct = copy.deepcopy(config)  # self_pairs false: distinct pairs only
+    distinct["experiments"]["e3"]["analyses"]["similarity"]["self_pairs"] = False
+    assert plan.similarity_pairs(distinct, "e3")[0] == ("sgd", "adahessian")
+    assert len(plan.similarity_pairs(distinct, "e3")) == 6
 
 
 def test_seed_null_reads_the_lowest_seed(config):
@@ -144,21 +154,22 @@ def test_each_heatmap_shows_its_pair_on_one_colour_scale(config, tmp_path, measu
     fig = kind.draw(spec, {"tables": paths}, look)
 
     axes = heatmap_axes(fig)
-    assert len(axes) == len(paths) == 6
-    # the upper triangle of a matrix of panels: a row per first run, a column per second run
+    assert len(axes) == len(paths) == 10
+    # the upper triangle of a matrix of panels, the diagonal included (each network with
+    # itself): a row per first run, a column per second run
     runs = plan.similarity_runs(config, "e3")
     rows, cols = {}, {}
     for ax, path in zip(axes, paths, strict=True):
         a, b = pair_of(path)
         np.testing.assert_array_equal(ax.images[0].get_array(), expected_matrix(path))
         r, c = ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start
-        assert (runs[r], runs[c + 1]) == (a, b)
+        assert (runs[r], runs[c]) == (a, b)
         if ax.get_ylabel():
             rows[r] = ax.get_ylabel().replace("\n", " ")
         if ax.get_title():
             cols[c] = ax.get_title().replace("\n", " ")
-    assert rows == {r: look.name(run) for r, run in enumerate(runs[:-1])}  # each named once
-    assert cols == {c: look.name(run) for c, run in enumerate(runs[1:])}
+    assert rows == {r: look.name(run) for r, run in enumerate(runs)}  # each named once
+    assert cols == {c: look.name(run) for c, run in enumerate(runs)}
     top = max(np.nanmax(expected_matrix(p)) for p in paths)
     limits = (0.0, 1.0) if measure == "cka" else (0.0, top)
     assert all(ax.images[0].get_clim() == pytest.approx(limits) for ax in axes)
@@ -186,14 +197,14 @@ def visible_texts(fig, renderer) -> list:
 
 @pytest.mark.parametrize("runs", [6, 4, 3, 2])
 def test_no_label_overlaps_another_and_layer_ticks_are_thinned(config, tmp_path, runs):
-    """21 layers (ResNet18), 1 to 15 pairs: no text of the figure runs into another."""
+    """21 layers (ResNet18), 3 to 21 panels: no text of the figure runs into another."""
     with_weights = {**config, "pretrained_weights": "imagenet.pth"}
     kind = figure_kind("similarity")
     compared = with_weights["experiments"]["e3"]["analyses"]["similarity"]["runs"][:runs]
     spec = entry(with_weights, "similarity_cka", runs=compared)
     layers = tuple(f"layer{i}" for i in range(21))
     tables = kind.inputs(with_weights, "e3", spec)["tables"]
-    assert len(tables) == runs * (runs - 1) // 2
+    assert len(tables) == runs * (runs + 1) // 2  # each run with itself, and in pairs
     paths = write_tables(tmp_path, tables, "cka", layers=layers)
     fig = kind.draw(spec, {"tables": paths}, Look(labels=config["paper"]["labels"]))
     assert len(heatmap_axes(fig)) == len(tables)
@@ -229,7 +240,7 @@ def test_color_limits_follow_the_data_where_the_measure_has_no_bound():
 def write_weights(root: Path, path: str, layer_weight: torch.Tensor) -> str:
     target = root / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"conv1.weight": torch.zeros(2, 3, 7, 7), "layer2.0.conv1.weight": layer_weight}
+    tensors = {"conv1.weight": torch.zeros(2, 3, 7, 7), "layer3.0.conv1.weight": layer_weight}
     tensors["fc.weight"] = torch.zeros(10, 4)
     save_file(tensors, str(target))
     target.with_suffix(".json").write_text(json.dumps({"sha256": sha256_file(target)}))
@@ -253,7 +264,7 @@ def test_filters_show_each_runs_filter_grid_side_by_side(config, tmp_path):
     assert [ax.get_title() for ax in shown] == ["SGD", "AdaHessian"]
     for ax, weight in zip(shown, weights, strict=True):
         np.testing.assert_allclose(ax.images[0].get_array(), filter_grid(weight.double()))
-    assert "layer2.0.conv1" in fig.get_suptitle()
+    assert "layer3.0.conv1" in fig.get_suptitle()
     fig.savefig(tmp_path / "filters.pdf")
 
 
@@ -271,7 +282,7 @@ def test_filters_crop_to_the_first_filters_and_channels_and_say_so(config, tmp_p
     assert fig.get_suptitle().endswith("filters 1-2 of 6, input channels 1-3 of 4")
     uncropped = entry(config, "filters", max_filters=6, max_channels=None)
     fig = kind.draw(uncropped, {"weights": [write_weights(tmp_path, path, weight)]}, Look())
-    assert fig.get_suptitle() == "conv layer layer2.0.conv1"
+    assert fig.get_suptitle() == "conv layer layer3.0.conv1"
 
 
 def test_filters_refuse_altered_weights_and_unknown_layers(config, tmp_path):
@@ -280,8 +291,8 @@ def test_filters_refuse_altered_weights_and_unknown_layers(config, tmp_path):
     path = write_weights(
         tmp_path, kind.inputs(config, "e3", spec)["weights"][0], torch.ones(2, 2, 3, 3)
     )
-    with pytest.raises(KeyError, match=r"conv layers: \['conv1', 'layer2.0.conv1'\]"):
-        kind.draw({**spec, "layer": "layer3.0.conv1"}, {"weights": [path]}, Look())
+    with pytest.raises(KeyError, match=r"conv layers: \['conv1', 'layer3.0.conv1'\]"):
+        kind.draw({**spec, "layer": "layer4.0.conv1"}, {"weights": [path]}, Look())
     Path(path).with_suffix(".json").write_text(json.dumps({"sha256": "0" * 64}))
     with pytest.raises(ValueError, match="SHA-256 differs"):
         kind.draw(spec, {"weights": [path]}, Look())
@@ -316,15 +327,15 @@ def test_repository_entries_pass_their_checks(config):
         (
             "e3",
             "similarity",
-            {"measure": "cka", "runs": ["sgd", "adahessian_std1e3"]},
-            r"x\.runs names \['adahessian_std1e3'\]; allowed: the compared runs",
+            {"measure": "cka", "runs": ["sgd", "adahessian_std_rgb"]},
+            r"x\.runs names \['adahessian_std_rgb'\]; allowed: the compared runs",
         ),
         ("e3", "similarity", {"measure": "cka", "seed": 4}, r"x\.seed is 4; allowed: .*\[0\]"),
         (
             "e3",
             "similarity",
-            {"measure": "cka", "runs": ["sgd", "sgd_pretrained"]},
-            r"no pair of runs to compare among \['sgd'\]",
+            {"measure": "cka", "runs": ["sgd_pretrained"]},  # skipped: nothing, not even itself
+            r"no pair of runs to compare among \[\]",
         ),
         (
             "e3",

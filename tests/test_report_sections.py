@@ -128,3 +128,28 @@ def test_sweep_runs_are_counted_and_their_time_added_to_the_total(finals):
     tex = sections.overview_section([e2])
     assert "Training time over all runs (with 4 runs of hyper-parameter sweeps): 52 s" in tex
     assert runinfo.describe_experiment(finals, experiment="e2")["sweeps"] is None
+
+
+def test_what_was_run_says_where_we_still_differ_from_the_studies():
+    import yaml
+
+    from minima.report.differences import study_differences
+    from tests.workflow_helpers import REPO
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    found = study_differences(config, ["e1", "e2", "e3", "e5"])
+    assert set(found) == {"e2", "e3", "e5"}
+    assert "285 points x 5 seeds = 1,425 runs" in found["e2"][0]
+    assert "not built by default" in found["e2"][0]
+    assert "first 2,000 test images" in found["e3"][0] and "only the first 20" in found["e3"][0]
+    assert "layer3.0.conv1" in found["e3"][0]
+    assert "[0.001, 1000] on both signs" in found["e5"][0]
+    e2 = {
+        "experiment": "e2", "datasets": ["mnist"], "stand_in": False, "models": [],
+        "completed": 0, "n_runs": 0, "seeds": [], "epochs": [], "hardware": [],
+        "train_seconds": 0.0, "job_seconds": 0.0, "commits": [], "torch": [],
+    }  # fmt: skip
+    tex = sections.overview_section([e2], differences=found)
+    assert r"\paragraph{Where we still differ from the studies.}" in tex
+    assert tex.count(r"\item ") == sum(len(v) for v in found.values())
+    assert "Where we still differ" not in sections.overview_section([e2])

@@ -35,12 +35,12 @@ def test_tiny_e3_end_to_end(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     # Ask for what the checks need, not all of E3: Snakemake plans only their ancestors.
     compared = ["sgd", "adahessian", "sgd_from_adahessian", "sgd_pretrained"]
-    pairs = [f"{a}__{b}" for i, a in enumerate(compared) for b in compared[i + 1 :]]
+    pairs = [f"{a}__{b}" for i, a in enumerate(compared) for b in compared[i:]]  # self too
     figures = "results/figures/e3"
     targets = [
         *(f"{figures}/similarity/resnet18/seed0/{p}_{m}.png" for p in pairs for m in MEASURES),
         *(f"{figures}/filters/resnet18/{run}_seed0.png" for run in compared),
-        "results/runs/e3/resnet18/adahessian_std1e-4/seed0/final.json",
+        "results/runs/e3/resnet18/adahessian_std_rgb/seed0/final.json",
         # the paper's figures (minima.report.kinds.similarity), from the same tables/weights
         *(f"{figures}/{name}.pdf" for name in PAPER_FIGURES),
     ]
@@ -59,9 +59,9 @@ def test_tiny_e3_end_to_end(tmp_path):
     assert cross["init_weights"]["sha256"] == source["sha256"]  # started from AdaHessian's end
     pretrained = json.loads((runs / "init" / "pretrained_seed0.json").read_text())
     assert pretrained["fresh_keys"] == ["fc.weight", "fc.bias"]
-    scaled = json.loads((runs / "adahessian_std1e-4" / "seed0" / "final.json").read_text())
-    assert scaled["data"]["std_scale"] == pytest.approx(1e-4)
-    assert not (runs / "adahessian_std1e3").exists()  # not asked for, not built
+    scaled = json.loads((runs / "adahessian_std_rgb" / "seed0" / "final.json").read_text())
+    assert scaled["data"]["std_scale"] == pytest.approx([1e-4, 1.0, 1e3])  # R, G, B
+    assert not (runs / "adahessian_std1e3").exists()  # optional, not in config.yaml
 
     analysis = tmp_path / "results" / "analysis" / "similarity" / "e3" / "resnet18" / "seed0"
     assert sorted(p.name for p in analysis.iterdir()) == sorted(pairs)
@@ -71,6 +71,12 @@ def test_tiny_e3_end_to_end(tmp_path):
     assert cka["value"].between(-1e-9, 1 + 1e-9).all()
     opd = pd.read_parquet(analysis / "sgd__sgd_from_adahessian" / "opd.parquet")
     assert np.isfinite(opd["value"]).all() and (opd["value"] >= -1e-9).all()
+    # a network with itself: every layer identical to itself
+    same = pd.read_parquet(analysis / "sgd__sgd" / "cka.parquet")
+    diagonal = same[same["index_a"] == same["index_b"]]
+    assert len(diagonal) == n_layers and np.allclose(diagonal["value"], 1.0, atol=1e-9)
+    same = pd.read_parquet(analysis / "adahessian__adahessian" / "opd.parquet")
+    assert np.allclose(same.loc[same["index_a"] == same["index_b"], "value"], 0.0, atol=1e-6)
 
     heatmaps = list((tmp_path / figures / "similarity").rglob("*.png"))
     assert len(heatmaps) == len(pairs) * len(MEASURES)
@@ -80,6 +86,6 @@ def test_tiny_e3_end_to_end(tmp_path):
         for ext in ("pdf", "png"):
             assert (tmp_path / figures / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
     log = (tmp_path / "logs" / "paper" / "figures" / "e3" / "similarity_cka.log").read_text()
-    assert "'tables': 6" in log  # every pair of the four compared runs, pretrained included
+    assert "'tables': 10" in log  # the four compared runs, with themselves and in pairs
     log = (tmp_path / "logs" / "paper" / "figures" / "e3" / "filters.log").read_text()
     assert "'weights': 2" in log  # SGD and AdaHessian

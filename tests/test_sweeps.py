@@ -30,10 +30,46 @@ def test_grid_points_are_the_cartesian_product_in_order(config):
     assert points[0] == {"optimizer.lr": 0.001, "optimizer.momentum": 0.5}
     assert points[1] == {"optimizer.lr": 0.001, "optimizer.momentum": 0.8}
     assert points[-1] == {"optimizer.lr": 0.02, "optimizer.momentum": 0.99}
-    # E2's grid search: 5 values per hyper-parameter x 5 repeats
+    # E2's grid search: 5 values per hyper-parameter of each optimizer x 5 repeats, the
+    # count config.yaml's comment states
     keys = sweeps.sweep_keys(config, "e2", "grid")
-    assert len(keys) == (5 + 25 + 5 + 5 + 5) * 5
+    assert len(keys) == (5 + 25 + 5 + 125 + 125) * 5 == 1425
     assert {k.seed for k in keys} == {0, 1, 2, 3, 4}
+    assert config["experiments"]["e2"]["sweeps"]["grid"]["build"] is False
+
+
+def test_list_entries_are_swept_by_index(config):
+    point = sweeps.resolve_point(
+        config, sweeps.SweepKey("e2", "grid", "resnet18", "adahessian", 7, 0)
+    )
+    # point 7 = (lr index 0, beta1 index 1, beta2 index 2) in product order
+    assert point["optimizer"]["lr"] == 0.01 and point["optimizer"]["betas"] == [0.85, 0.999]
+    assert point["sweep"]["values"] == {
+        "optimizer.lr": 0.01, "optimizer.betas.0": 0.85, "optimizer.betas.1": 0.999
+    }  # fmt: skip
+    hybrid = sweeps.resolve_point(
+        config, sweeps.SweepKey("e2", "grid", "resnet18", "hybrid", 124, 0)
+    )
+    assert hybrid["optimizer"]["tl"] == 2.0 and hybrid["optimizer"]["sgd"]["lr"] == 0.02
+    assert hybrid["optimizer"]["adahessian"]["lr"] == 0.01
+    assert hybrid["optimizer"]["adahessian"]["betas"] == [0.9, 0.999]  # not swept: the run's
+    run = plan.resolve_run(config, plan.RunKey("e2", "resnet18", "adahessian", 0))
+    assert run["optimizer"]["betas"] == [0.9, 0.999]  # the run itself is left alone
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["e2"]["sweeps"]["grid"]["grid"]["adam"] = {"optimizer.betas.2": [0.5]}
+    with pytest.raises(ConfigError, match=r"'optimizer.betas.2' is not a setting.*betas.1"):
+        plan.check_plan(cfg)
+
+
+def test_quick_profile_runs_a_two_value_grid(config):
+    quick = plan.deep_merge(config, yaml.safe_load((REPO / "config/quick.yaml").read_text()))
+    plan.check_plan(quick)
+    section = quick["experiments"]["e2"]["sweeps"]["grid"]
+    assert section["build"] is True  # the path is built by the quick profile
+    full = config["experiments"]["e2"]["sweeps"]["grid"]["grid"]
+    for run, grid in section["grid"].items():
+        assert set(grid) == set(full[run])  # every key the study's grid searches
+        assert all(len(v) <= 2 for v in grid.values()) and max(map(len, grid.values())) == 2
 
 
 def test_a_point_is_its_run_with_the_swept_values(config):

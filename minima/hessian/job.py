@@ -32,7 +32,12 @@ from minima import data as datasets
 from minima.hessian.data import make_batches, subset_indices
 from minima.hessian.eigsh import eigsh_eigenpairs, subset_agreement
 from minima.hessian.hvp import HessianOperator
-from minima.hessian.line_search import eigen_line_search, line_search_summary
+from minima.hessian.line_search import (
+    SUMMARY_COLUMNS,
+    StepSearch,
+    eigen_line_search,
+    eigen_step_search,
+)
 from minima.hessian.spectrum import density, top_eigen, trace
 from minima.io import atomic_path, read_json, write_json
 from minima.provenance import provenance
@@ -59,22 +64,13 @@ EIGENPAIRS_TABLES = {
         "index",
         "eigenvalue",
         "gv",
+        "grid",
         "span",
         "alpha",
         "loss",
         "loss_quadratic",
     ),
-    "line_search_summary": (
-        "step",
-        "which",
-        "index",
-        "eigenvalue",
-        "gv",
-        "best_decrease",
-        "alpha_star",
-        "best_decrease_quadratic",
-        "alpha_star_quadratic",
-    ),
+    "line_search_summary": ("step", "which", "index", *SUMMARY_COLUMNS[1:]),
 }
 SUBSET_CHECK_TABLES = {
     "table": (
@@ -436,7 +432,10 @@ def eigenpairs_job(
     device: torch.device,
 ) -> AnalysisOutput:
     """LA(la) and SA(sa) Hessian eigenpairs of one checkpoint on the fixed subset, by eigsh,
-    and the loss along ``theta - alpha (g.v) v`` for every pair (exact and quadratic model).
+    and the loss along ``theta - alpha (g.v) v`` for every pair (exact and quadratic model):
+    on the linear grids of ``line_search.spans`` (the curves drawn) and on the log grid of
+    ``line_search.search``, from which ``alpha*`` is refined (``minima.hessian.line_search``;
+    ``bounded`` where it sits at the search's largest ``|alpha|``).
 
     eigsh runs over a ``settings.dtype`` (float64) HVP operator. Where ARPACK does not
     converge, the pairs it did converge are kept, with their residuals, and the metadata
@@ -447,6 +446,8 @@ def eigenpairs_job(
         ValueError: the checkpoint does not fit the model (the keys are named).
     """
     status = run_status(final_json)
+    ls = settings["line_search"]
+    search = step_search(ls["search"])
     path = Path(checkpoints) / f"step{step}.safetensors"
     meta = {
         **base_meta("eigenpairs", path, status),
@@ -518,14 +519,24 @@ def eigenpairs_job(
         if res.eigenvalues.size == 0:
             continue
         curves = []
-        for span in settings["line_search"]["spans"]:
-            alphas = np.linspace(-span, span, settings["line_search"]["points"])
+        for span in ls["spans"]:
+            alphas = np.linspace(-span, span, ls["points"])
             curve = eigen_line_search(
                 op, res.eigenvalues, res.eigenvectors, alphas, chunk_size=hessian["chunk_size"]
             )
-            curves.append(curve.assign(span=span))
+            curves.append(curve.assign(grid="linear", span=span))
+        curve, summary = eigen_step_search(
+            op, res.eigenvalues, res.eigenvectors, search, chunk_size=hessian["chunk_size"]
+        )
+        curves.append(curve.assign(grid="log", span=search.max_alpha))
         curve = pd.concat(curves, ignore_index=True)
-        summary = line_search_summary(curve, loss0)
+        log.info(
+            "step %d %s: alpha* %s (%d bounded by the search)",
+            step,
+            which,
+            summary["alpha_star"].to_numpy(),
+            int(summary["bounded"].sum()),
+        )
         for table, out in ((curve, searches), (summary, summaries)):
             out.append(table.rename(columns={"pair": "index"}).assign(step=step, which=which))
     tables = {
@@ -544,9 +555,32 @@ def eigenpairs_job(
             "converged": all(o["converged"] for o in outcome.values()),
             "messages": [o["message"] for o in outcome.values() if o["message"]],
             "n_hvp": op.n_hvp,
+            "step_search": {
+                "grid": "log10 |alpha| uniform on both signs, and 0; then scipy minimize_scalar "
+                "(bounded) inside the best grid point's bracket",
+                "min_alpha": search.min_alpha,
+                "max_alpha": search.max_alpha,
+                "grid_points": int(search.grid().size),
+                "rtol": search.rtol,
+                "n_bounded": int(tables["line_search_summary"]["bounded"].sum()),
+            },
         }
     )
     return AnalysisOutput(tables, meta)
+
+
+def step_search(section: Mapping[str, Any]) -> StepSearch:
+    """The alpha* search of ``analyses.eigenpairs.line_search.search``; ValueError naming the
+    key where its bounds are inconsistent."""
+    try:
+        return StepSearch(
+            min_alpha=float(section["min"]),
+            max_alpha=float(section["max"]),
+            per_decade=int(section["per_decade"]),
+            rtol=float(section["rtol"]),
+        )
+    except ValueError as error:
+        raise ValueError(f"analyses.eigenpairs.line_search.search: {error}") from None
 
 
 def _concat(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:

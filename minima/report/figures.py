@@ -181,7 +181,9 @@ def plot_curves(
     look: Look | None = None,
     x: str = "epoch",
 ) -> Figure:
-    """One line per run (mean over seeds, +-1 std band) per quantity; a row per model.
+    """One line per run (mean over seeds, +-1 std band) per quantity; a row per model. A run
+    that switches optimizer (``hybrid``) gets a dotted vertical line in its color at each
+    seed's switch epoch.
 
     Args:
         frame: tidy per-epoch metrics (``aggregate.load_metrics``).
@@ -219,6 +221,12 @@ def plot_curves(
                                 scale=metric(name).scale,
                                 x=x,
                             )
+                for run in runs if x == "epoch" else []:  # the hybrid's switch, its color
+                    for epoch in _switch_epochs(rows[rows["run"] == run]):
+                        ax.axvline(
+                            epoch, color=colors[run], linestyle=":", linewidth=1.0,
+                            gid=f"switch:{run}:{epoch}",
+                        )  # fmt: skip
                 _finish_axes(ax, panel, x, last_row=row == len(models) - 1)
                 if row == 0:
                     _style_key(ax, panel)
@@ -269,7 +277,10 @@ def plot_run_grid(
                         x=x,
                     )
                 for epoch in switches:
-                    ax.axvline(epoch, color="0.4", linestyle=":", linewidth=1.0)
+                    ax.axvline(
+                        epoch, color="0.4", linestyle=":", linewidth=1.0,
+                        gid=f"switch:{run}:{epoch}",
+                    )  # fmt: skip
                 _finish_axes(ax, panel, x, last_row=r == len(rows) - 1)
                 if r == 0:
                     _style_key(ax, panel)

@@ -143,9 +143,13 @@ def experiment_section(
 
 
 def overview_section(
-    infos: Sequence[Mapping[str, Any]], *, labels: Mapping[str, str] | None = None
+    infos: Sequence[Mapping[str, Any]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    differences: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """The "What was run" section: one table row per experiment, totals, code and software."""
+    """The "What was run" section: one table row per experiment, totals, code and software,
+    and where we still differ from the studies (``minima.report.differences``)."""
     header = ["Exp.", "Data", "Model", "Runs", "Seeds", "Epochs", "Hardware", "Training time"]
     rows = []
     for info in infos:
@@ -191,6 +195,10 @@ def overview_section(
             ),
             "",
         ]
+    if differences:
+        lines += [r"\paragraph{Where we still differ from the studies.}", r"\begin{itemize}"]
+        lines += [rf"\item {escape(text)}" for texts in differences.values() for text in texts]
+        lines += [r"\end{itemize}", ""]
     lines += [
         r"\begin{table}[htbp]",
         r"\centering",

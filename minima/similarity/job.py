@@ -50,13 +50,15 @@ def compare_runs(
     settings: dict[str, Any],
     device: torch.device,
 ) -> pd.DataFrame:
-    """Layer x layer ``measure`` of two trained runs on the test images.
+    """Layer x layer ``measure`` of two trained runs on the test images (or of one run with
+    itself, when both weights are the same file: one network, compared layer by layer).
 
     ``cka`` is exact linear CKA streamed over ``cka_examples`` images (all by default);
     the other measures hold the activations of ``examples`` images, spatially pooled.
     """
     model_a = load_trained(model_spec, dataset, weights_a, device)
-    model_b = load_trained(model_spec, dataset, weights_b, device)
+    same = Path(weights_a).resolve() == Path(weights_b).resolve()  # a network with itself
+    model_b = model_a if same else load_trained(model_spec, dataset, weights_b, device)
     if measure == "cka":
         batches = test_batches(
             dataset, manifest, split, device, settings["batch_size"], settings["cka_examples"]

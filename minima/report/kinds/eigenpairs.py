@@ -6,9 +6,11 @@ entry's ``seed``; null: the run's lowest seed):
 - ``eigenvalues``: ``eigenvalues.parquet`` (rule ``eigenpairs_collect``), log10|lambda| of
   every LA/SA pair vs step, the subset loss on a second axis.
 - ``line_search``: ``step<N>/line_search.parquet`` (rule ``eigenpairs``) of one checkpoint,
-  exact loss along the most negative eigenvector vs its quadratic model, a panel per span.
+  exact loss along the most negative eigenvector vs its quadratic model, a panel per span
+  and one for the step search's log grid with the refined alpha* marked.
 - ``line_search_summary``: ``line_search_summary.parquet`` (``eigenpairs_collect``), best
-  decrease and 1/alpha* vs lambda over every checkpoint and pair.
+  decrease and 1/alpha* vs lambda over every checkpoint and pair, a column per zoom and one
+  for the whole range; alpha* bounded by the search drawn open.
 - table ``subset_check``: ``subset_check.parquet`` (rule ``subset_check``), a row per pair.
 
 A skipped (diverged) run has empty tables; its panel says so instead of failing the figure.
@@ -78,11 +80,17 @@ def _collected(name: str):
 
 def _line_search_inputs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any]) -> Inputs:
     """``step`` given: that checkpoint's line search. Null: every analysed checkpoint's, and the
-    collected eigenvalues that pick the one with the most negative eigenvalue."""
+    collected eigenvalues that pick the one with the most negative eigenvalue. Both: the
+    collected summary, whose refined alpha* is marked on the search panel."""
     keys = shown_runs(config, exp, spec)
+    summaries = [analysis_file(ANALYSIS, k, "line_search_summary.parquet") for k in keys]
     if spec.get("step") is not None:
-        return {"line_search": [line_search_file(k, spec["step"]) for k in keys]}
+        return {
+            "line_search": [line_search_file(k, spec["step"]) for k in keys],
+            "line_search_summary": summaries,
+        }
     return {
+        "line_search_summary": summaries,
         "eigenvalues": [analysis_file(ANALYSIS, k, "eigenvalues.parquet") for k in keys],
         "line_search": [
             line_search_file(k, step)
@@ -133,10 +141,10 @@ def _check_summary(
     config: Mapping[str, Any], exp: str, entry: Mapping[str, Any], where: str
 ) -> None:
     _check_every_step(config, exp, entry, where)
-    if entry.get("zoom") is None:
+    if entry.get("zoom") is None or entry.get("zoom") == []:
         raise ConfigError(
-            f"{where}: a line_search_summary figure needs `zoom` (its left panels show "
-            "lambda in [-zoom, zoom])"
+            f"{where}: a line_search_summary figure needs `zoom`, a number or a list (a "
+            "column of panels per zoom shows lambda in [-zoom, zoom])"
         )
 
 
@@ -277,15 +285,23 @@ def draw_line_search(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figu
     """Loss along the most negative eigenvector, L(theta - alpha (g.v) v), exact (solid, the
     run's color, gid ``"exact"``) vs its quadratic model L0 - alpha (g.v)^2 + alpha^2 (g.v)^2
     lambda / 2 (dashed, gid ``"quadratic"``): a row per (model, run), a panel per span of
-    ``analyses.eigenpairs.line_search.spans``. The checkpoint is ``step`` (null: the one whose
-    most negative eigenvalue is the most negative). The y range follows the exact loss (with
-    a margin of its own height), so a quadratic model that leaves it is clipped."""
+    ``analyses.eigenpairs.line_search.spans`` and a last panel for the step search's log grid
+    (symlog alpha axis, the refined alpha* marked, gid ``"alpha_star"``, when the summary is
+    given). The checkpoint is ``step`` (the study's t = 50 by default in config.yaml; null:
+    the one whose most negative eigenvalue is the most negative). The y range follows the
+    exact loss (with a margin of its own height), so a quadratic model that leaves it is
+    clipped."""
     curves = _chosen_curves(spec, inputs)
     keys = list(curves)
     if not keys:
         raise ValueError("no line search file to draw")
-    spans = sorted({float(s) for c in curves.values() if c is not None for s in c["span"]})
-    cols = max(len(spans), 1)
+    panels = sorted(
+        {(str(g), float(s)) for c in curves.values() if c is not None
+         for g, s in zip(_grid_of(c), c["span"], strict=True)},
+        key=lambda gs: (gs[0] == "log", gs[1]),
+    )  # fmt: skip
+    cols = max(len(panels), 1)
+    stars = _summaries(inputs)
     with style.styled():
         fig = Figure(
             figsize=(style.TEXT_WIDTH, min(style.MAX_HEIGHT, 0.6 + style.PANEL_HEIGHT * len(keys))),
@@ -301,19 +317,60 @@ def draw_line_search(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figu
                 continue
             pair = most_negative_pair(curve)
             lam, step = float(pair["eigenvalue"].iloc[0]), int(pair["step"].iloc[0])
-            for i, (ax, span) in enumerate(zip(row, spans, strict=False)):
-                part = pair[np.isclose(pair["span"], span)].sort_values("alpha")
+            grids = _grid_of(pair)
+            for i, (ax, (grid, span)) in enumerate(zip(row, panels, strict=False)):
+                chosen = (grids == grid) & np.isclose(pair["span"], span)
+                part = pair[chosen].sort_values("alpha")
                 _draw_curve(ax, part, look.color(key.run))
-                ax.set_title(
-                    f"{_title(key, keys, look)}: step {step}, "
-                    + rf"$\lambda = {lam:.3g}$, $|\alpha| \leq {span:g}$",
-                    loc="left",
-                )
+                title = f"{_title(key, keys, look)}: step {step}, " + rf"$\lambda = {lam:.3g}$, "
+                if grid == "log":
+                    positive = part["alpha"].abs()
+                    ax.set_xscale("symlog", linthresh=float(positive[positive > 0].min()))
+                    title += rf"search $|\alpha| \leq {span:g}$"
+                    star = _star_of(stars.get(key), pair)
+                    if star is not None:
+                        ax.plot(
+                            [star["alpha_star"]], [star["loss_star"]], "kx", ms=6,
+                            gid="alpha_star", label=_star_label(star),
+                        )  # fmt: skip
+                        ax.legend(loc="best")
+                else:
+                    title += rf"$|\alpha| \leq {span:g}$"
+                ax.set_title(title, loc="left")
                 ax.set_xlabel(r"$\alpha$")
                 if i == 0:
                     ax.set_ylabel(r"$L(\theta - \alpha\,(g\cdot v)\,v)$")
                     ax.legend(loc="best")
     return fig
+
+
+def _grid_of(curve: pd.DataFrame) -> np.ndarray:
+    """Each row's grid (linear span or the step search's log grid)."""
+    if "grid" in curve.columns:
+        return curve["grid"].astype(str).to_numpy()
+    return np.full(len(curve), "linear")
+
+
+def _summaries(inputs: Inputs) -> dict[RunKey, pd.DataFrame]:
+    return {key_of(p, ANALYSIS): pd.read_parquet(p) for p in inputs.get("line_search_summary", [])}
+
+
+def _star_of(summary: pd.DataFrame | None, pair: pd.DataFrame) -> pd.Series | None:
+    """The summary row (refined alpha*) of the pair drawn, if the summary has it."""
+    if summary is None or summary.empty:
+        return None
+    first = pair.iloc[0]
+    match = summary[
+        (summary["step"] == first["step"])
+        & (summary["which"] == first["which"])
+        & (summary["index"] == first["index"])
+    ]
+    return None if match.empty else match.iloc[0]
+
+
+def _star_label(star: pd.Series) -> str:
+    label = rf"$\alpha^* = {float(star['alpha_star']):.3g}$"
+    return label + " (bounded by the search)" if bool(star["bounded"]) else label
 
 
 def _chosen_curves(spec: Mapping[str, Any], inputs: Inputs) -> dict[RunKey, pd.DataFrame | None]:
@@ -354,19 +411,28 @@ def _draw_curve(ax: Axes, part: pd.DataFrame, color: str) -> None:
 # ---- figure: line_search_summary ----
 
 
+def summary_zooms(spec: Mapping[str, Any]) -> list[float]:
+    """The entry's ``zoom`` as a sorted list (a number or a list in config)."""
+    zoom = spec["zoom"]
+    return sorted(float(z) for z in (zoom if isinstance(zoom, list | tuple) else [zoom]))
+
+
 def draw_line_search_summary(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
-    """Over every checkpoint and pair: the best loss decrease on the line-search grid vs lambda
-    (top) and 1/alpha* vs lambda (bottom), for lambda in [-zoom, zoom] (left) and over the
-    whole range (right, symlog x, and y for 1/alpha*: linear within +-zoom). Points are colored
-    by step (colorbar), LA as circles and SA as triangles; the dashed line is the quadratic
-    model's 1/alpha* = lambda (lambda > 0). A pair whose best step is alpha* = 0 has no finite
-    1/alpha* and is left out of the bottom panels. Scatter gids
-    ``"<decrease|inverse_alpha>:<zoom|all>:<LA|SA>"``; a row pair per (model, run)."""
+    """Over every checkpoint and pair: the best loss decrease L0 - L(alpha*) vs lambda (top)
+    and 1/alpha* vs lambda (bottom), a column per ``zoom`` (lambda in [-zoom, zoom]; the study
+    shows [-1, 1] and [-5, 5]) and a last column over the whole range (symlog x, and y for
+    1/alpha*: linear within +-the largest zoom). Points are colored by step (colorbar), LA as
+    circles and SA as triangles, filled where alpha* was refined inside the search and open
+    where it sits at the search's edge (``bounded``: the true best step may be larger, so
+    1/alpha* is an upper bound). The dashed line is the quadratic model's 1/alpha* = lambda
+    (lambda > 0). A pair whose best step is alpha* = 0 has no finite 1/alpha* and is left out
+    of the bottom panels. Scatter gids ``"<decrease|inverse_alpha>:<zoom<z>|all>:<LA|SA>"``
+    (``:bounded`` appended for the open markers); a row pair per (model, run)."""
     files = {key_of(p, ANALYSIS): p for p in inputs["line_search_summary"]}
     keys = list(files)
     if not keys:
         raise ValueError("no line search summary file to draw")
-    zoom = float(spec["zoom"])
+    zooms = summary_zooms(spec)
     with style.styled():
         fig = Figure(
             figsize=(
@@ -375,7 +441,7 @@ def draw_line_search_summary(spec: Mapping[str, Any], inputs: Inputs, look: Any)
             ),
             layout="constrained",
         )
-        axes = fig.subplots(2 * len(keys), 2, squeeze=False)
+        axes = fig.subplots(2 * len(keys), len(zooms) + 1, squeeze=False)
         for r, key in enumerate(keys):
             frame = pd.read_parquet(files[key])
             block = axes[2 * r : 2 * r + 2]
@@ -385,7 +451,7 @@ def draw_line_search_summary(spec: Mapping[str, Any], inputs: Inputs, look: Any)
                 for ax in block.flat[1:]:
                     ax.set_visible(False)
                 continue
-            mappable = _draw_summary(block, frame, zoom)
+            mappable = _draw_summary(block, frame, zooms)
             colorbar = fig.colorbar(mappable, ax=list(block.flat), label="step")
             steps = np.sort(frame["step"].unique())
             colorbar.set_ticks(np.arange(steps.size), labels=[str(s) for s in steps])
@@ -393,46 +459,66 @@ def draw_line_search_summary(spec: Mapping[str, Any], inputs: Inputs, look: Any)
     return fig
 
 
-def _draw_summary(block: np.ndarray, frame: pd.DataFrame, zoom: float) -> Any:
+def _draw_summary(block: np.ndarray, frame: pd.DataFrame, zooms: list[float]) -> Any:
     steps = np.sort(frame["step"].unique())
     rank = np.searchsorted(steps, frame["step"].to_numpy())
     cmap = ListedColormap(colormaps["viridis"](np.linspace(0, 1, steps.size)))
     norm = BoundaryNorm(np.arange(steps.size + 1) - 0.5, steps.size)
     lam = frame["eigenvalue"].to_numpy(dtype=float)
+    bounded = (
+        frame["bounded"].to_numpy(dtype=bool)
+        if "bounded" in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
+    which_of = frame["which"].to_numpy()
     with np.errstate(divide="ignore"):
         inverse = 1.0 / frame["alpha_star"].to_numpy(dtype=float)
     quantities = (
         ("decrease", frame["best_decrease"].to_numpy(dtype=float), "best loss decrease"),
         ("inverse_alpha", inverse, r"$1/\alpha^*$"),
     )
+    columns = [(f"zoom{z:g}", z) for z in zooms] + [("all", None)]
+    widest = zooms[-1]
     mappable = None
     for row, (name, y, label) in zip(block, quantities, strict=True):
-        for col, (part, inside) in enumerate((("zoom", np.abs(lam) <= zoom), ("all", None))):
-            ax = row[col]
-            keep = np.isfinite(y) & (inside if inside is not None else True)
+        for ax, (part, zoom) in zip(row, columns, strict=True):
+            keep = np.isfinite(y) & (np.abs(lam) <= zoom if zoom is not None else True)
             for which, marker in zip(WHICH, MARKERS, strict=True):
-                chosen = keep & (frame["which"].to_numpy() == which)
-                mappable = ax.scatter(
-                    lam[chosen],
-                    y[chosen],
-                    c=rank[chosen],
-                    cmap=cmap,
-                    norm=norm,
-                    marker=marker,
-                    s=10,
-                    gid=f"{name}:{part}:{which}",
-                )
+                for edge in (False, True):
+                    chosen = keep & (which_of == which) & (bounded == edge)
+                    if edge and not chosen.any():
+                        continue
+                    points = ax.scatter(
+                        lam[chosen],
+                        y[chosen],
+                        c=rank[chosen] if not edge else None,
+                        cmap=cmap if not edge else None,
+                        norm=norm if not edge else None,
+                        marker=marker,
+                        s=10 if not edge else 14,
+                        gid=f"{name}:{part}:{which}" + (":bounded" if edge else ""),
+                    )
+                    if edge:  # open markers, edge colored by step
+                        points.set_facecolor("none")
+                        points.set_edgecolors(cmap(norm(rank[chosen])))
+                    else:
+                        mappable = points
             if name == "inverse_alpha":
-                top = zoom if part == "zoom" else max(float(np.nanmax(lam)), zoom)
-                x = np.unique(np.concatenate([np.linspace(0, zoom), np.geomspace(zoom, top)]))
+                top = zoom if zoom is not None else max(float(np.nanmax(lam)), widest)
+                x = np.unique(np.concatenate([np.linspace(0, min(widest, top)), [top]]))
+                if zoom is None and top > widest:
+                    x = np.unique(np.concatenate([x, np.geomspace(widest, top)]))
                 ax.plot(x, x, "k--", lw=0.8, gid=f"model:{part}")
-            if part == "zoom":
+            if zoom is not None:
                 ax.set_xlim(-zoom, zoom)
-                ax.set_ylabel(label)
+                ax.set_title(rf"$|\lambda| \leq {zoom:g}$", loc="right")
             else:
-                ax.set_xscale("symlog", linthresh=zoom)
+                ax.set_xscale("symlog", linthresh=widest)
                 if name == "inverse_alpha":
-                    ax.set_yscale("symlog", linthresh=zoom)
+                    ax.set_yscale("symlog", linthresh=widest)
+                ax.set_title("all", loc="right")
+            if ax is row[0]:
+                ax.set_ylabel(label)
             ax.set_xlabel(r"$\lambda$")
     return mappable
 
@@ -442,6 +528,12 @@ def _summary_legend() -> list[Line2D]:
         Line2D([], [], ls="", marker=marker, color="0.3", ms=4, label=f"{which} pairs")
         for which, marker in zip(WHICH, MARKERS, strict=True)
     ]
+    handles.append(
+        Line2D(
+            [], [], ls="", marker="o", mfc="none", mec="0.3", ms=4,
+            label=r"$\alpha^*$ at the search's edge (bounded by the search)",
+        )
+    )  # fmt: skip
     handles.append(
         Line2D([], [], color="k", ls="--", lw=0.8, label=r"quadratic model: $1/\alpha^* = \lambda$")
     )

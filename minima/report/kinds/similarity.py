@@ -47,6 +47,8 @@ GAP = 0.08  # between panels side by side, a fraction of a panel
 ROW_GAP = 0.25  # between rows: a diagonal panel's layer numbers sit above the next row's
 INCHES_PER_TICK = 0.2
 INCHES_PER_CHAR = 0.065
+LINE_HEIGHT = 0.15  # one line of a wrapped title
+TITLE_SHARE = 0.85  # of a panel's width a column title may take (the gap is small)
 NAME_WIDTH_MIN = 10
 
 
@@ -197,10 +199,11 @@ def _wrap(name: str, inches: float) -> str:
 
 
 def draw_similarity(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figure:
-    """A heatmap per compared pair in the upper triangle of a matrix of panels: the panel in
-    run A's row and run B's column has A's layers as rows and B's as columns (execution order,
-    numbered from 1). One colour scale; its colorbar and the run names and layer numbers of
-    the diagonal panels sit in the empty lower triangle, so the heatmaps get the width."""
+    """A heatmap per compared pair in the upper triangle of a matrix of panels (its diagonal:
+    each network with itself, where ``self_pairs`` is on): the panel in run A's row and run
+    B's column has A's layers as rows and B's as columns (execution order, numbered from 1).
+    One colour scale; its colorbar and the run names and layer numbers of the diagonal panels
+    sit in the empty lower triangle, so the heatmaps get the width."""
     from minima.similarity.plots import draw_heatmap, layer_matrix
 
     measure = spec["measure"]
@@ -216,7 +219,10 @@ def draw_similarity(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figur
     # a single row has no empty triangle: its colorbar goes to the right
     right = MARGIN if rows > 1 else COLORBAR_WIDTH
     side = min(MAX_PANEL, (style.TEXT_WIDTH - LABEL_WIDTH - right) / (cols + (cols - 1) * GAP))
-    height = HEADER_HEIGHT + FOOTER_HEIGHT + side * (rows + (rows - 1) * ROW_GAP)
+    # room for the column titles: run names wrapped to a panel's width may take 3 lines
+    lines = max(_wrap(look.name(b), TITLE_SHARE * side).count("\n") + 1 for b in col_runs)
+    header = max(HEADER_HEIGHT, 0.2 + LINE_HEIGHT * lines)
+    height = header + FOOTER_HEIGHT + side * (rows + (rows - 1) * ROW_GAP)
     width, fig_height = style.TEXT_WIDTH, min(style.MAX_HEIGHT, height)
     with style.styled():
         fig = Figure(figsize=(width, fig_height))
@@ -226,7 +232,7 @@ def draw_similarity(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figur
             left=LABEL_WIDTH / width,
             right=(LABEL_WIDTH + side * (cols + (cols - 1) * GAP)) / width,
             bottom=FOOTER_HEIGHT / fig_height,
-            top=1 - HEADER_HEIGHT / fig_height,
+            top=1 - header / fig_height,
             wspace=GAP,
             hspace=ROW_GAP,
         )
@@ -250,7 +256,7 @@ def draw_similarity(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figur
             if first_in_row[r] == c:
                 ax.set_ylabel(_wrap(look.name(a), 0.8 * side), color=look.color(a))
             if first_in_col[c] == r:
-                ax.set_title(_wrap(look.name(b), side), color=look.color(b))
+                ax.set_title(_wrap(look.name(b), TITLE_SHARE * side), color=look.color(b))
         label = MEASURE_NAMES.get(measure, measure)
         if rows > 1:
             # horizontal, in the empty cells left of the last row's panel and its labels
