@@ -15,6 +15,7 @@ include: "rules/train.smk"
 include: "rules/sweep.smk"
 include: "rules/similarity.smk"
 include: "rules/hessian.smk"
+include: "rules/findings.smk"
 include: "rules/paper.smk"
 
 
@@ -22,3 +23,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        findings_targets(),

@@ -9,10 +9,12 @@ sys.path.insert(0, workflow.basedir)
 
 from minima import plan  # noqa: E402  (importable only after the path insert above)
 from minima import sweeps  # noqa: E402
+from minima.findings.claims import check_claims  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
     plan.check_plan(config)
+    check_claims(config)  # minima.findings.claims: every claim names what its experiment makes
 except plan.ConfigError as error:
     raise ValueError(f"config: {error}") from None
 for _run, _reason in plan.skipped_runs(config).items():

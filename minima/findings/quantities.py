@@ -86,6 +86,11 @@ def _test_error(data: RunData, _: Mapping) -> np.ndarray:
     return np.array([1.0 - _final(data.metrics)["test_acc"]], float)
 
 
+def _seconds_per_step(data: RunData, _: Mapping) -> np.ndarray:
+    row = _final(data.metrics)
+    return np.array([row["train_seconds"] / row["step"] if row["step"] > 0 else math.nan])
+
+
 def _conv_over_linear(data: RunData, _: Mapping) -> np.ndarray:
     frame = data.metrics
     return (frame["first_conv_grad_spectral"] / frame["last_linear_grad_spectral"]).to_numpy(float)
@@ -169,6 +174,10 @@ def _negative_step_excess(data: RunData, _: Mapping) -> np.ndarray:
 
 
 QUANTITIES: dict[str, Quantity] = {
+    "seconds_per_step": Quantity(
+        "training time per iteration", None, (), _seconds_per_step, scale=1000, decimals=1,
+        unit="ms",
+    ),
     "gen_gap": Quantity(
         "generalization gap (train - test accuracy)",
         None,
