@@ -21,9 +21,7 @@ FINDINGS_TABLES = (
 def findings_experiments():
     """Experiments of the paper (or the build) that state claims."""
     return [
-        exp
-        for exp in paper_experiments()
-        if findings_claims.claim_entries(config, exp)
+        exp for exp in paper_experiments() if findings_claims.claim_entries(config, exp)
     ]
 
 
@@ -138,11 +136,9 @@ rule findings:
 
 
 rule findings_glance:
-    """"Findings at a glance": every built experiment's claims in one table after the title."""
+    """ "Findings at a glance": every built experiment's claims in one table after the title."""
     input:
-        facts=expand(
-            "results/findings/{exp}/verdicts.json", exp=findings_experiments()
-        ),
+        facts=expand("results/findings/{exp}/verdicts.json", exp=findings_experiments()),
     output:
         tex="results/paper/sections/findings_glance.tex",
     log:

@@ -54,17 +54,25 @@ def test_bad_claim_is_refused_naming_it(config, change, message):
 def test_claim_needing_an_analysis_the_experiment_lacks(config):
     bad = copy.deepcopy(config)
     bad["experiments"]["e2"]["claims"]["E2-C1"]["quantity"] = {"name": "top_eigenvalue"}
-    with pytest.raises(ConfigError, match=r"E2-C1.quantity: quantity 'top_eigenvalue' needs "
-                       r"experiments.e2.analyses.spectrum"):
+    with pytest.raises(
+        ConfigError,
+        match=r"E2-C1.quantity: quantity 'top_eigenvalue' needs "
+        r"experiments.e2.analyses.spectrum",
+    ):
         claims_mod.check_claims(bad)
 
 
 def _metrics(run, seed, test_acc, train_acc=1.0, epochs=2):
     return pd.DataFrame(
         {
-            "experiment": "x", "model": "m", "run": run, "seed": seed,
-            "epoch": np.arange(1, epochs + 1), "step": np.arange(1, epochs + 1) * 10,
-            "train_acc": train_acc, "test_acc": test_acc,
+            "experiment": "x",
+            "model": "m",
+            "run": run,
+            "seed": seed,
+            "epoch": np.arange(1, epochs + 1),
+            "step": np.arange(1, epochs + 1) * 10,
+            "train_acc": train_acc,
+            "test_acc": test_acc,
             "train_seconds": np.arange(1, epochs + 1) * 1.0,
         }
     )
@@ -91,16 +99,41 @@ def test_constructed_experiment_gets_the_verdicts_its_numbers_imply():
     }
     cfg = _config(
         {
-            "clear": {"statement": "a beats b.", "source": "t", "quantity": {"name": "test_acc"},
-                      "comparison": {"kind": "difference", "pairs": [["a", "b"]], "direction": "greater"}},
-            "reverse": {"statement": "b beats a.", "source": "t", "quantity": {"name": "test_acc"},
-                        "comparison": {"kind": "difference", "pairs": [["b", "a"]], "direction": "greater"}},
-            "overlap": {"statement": "c beats b.", "source": "t", "quantity": {"name": "test_acc"},
-                        "comparison": {"kind": "order", "runs": ["a", "c", "b"], "direction": "greater"}},
-            "pretrained": {"statement": "p beats a.", "source": "t", "quantity": {"name": "test_acc"},
-                           "comparison": {"kind": "difference", "pairs": [["p", "a"]], "direction": "greater"}},
-            "gap": {"statement": "a generalizes within 6 pp.", "source": "t", "quantity": {"name": "gen_gap"},
-                    "comparison": {"kind": "every", "runs": ["a"], "direction": "less", "threshold": 0.06}},
+            "clear": {
+                "statement": "a beats b.",
+                "source": "t",
+                "quantity": {"name": "test_acc"},
+                "comparison": {"kind": "difference", "pairs": [["a", "b"]], "direction": "greater"},
+            },
+            "reverse": {
+                "statement": "b beats a.",
+                "source": "t",
+                "quantity": {"name": "test_acc"},
+                "comparison": {"kind": "difference", "pairs": [["b", "a"]], "direction": "greater"},
+            },
+            "overlap": {
+                "statement": "c beats b.",
+                "source": "t",
+                "quantity": {"name": "test_acc"},
+                "comparison": {"kind": "order", "runs": ["a", "c", "b"], "direction": "greater"},
+            },
+            "pretrained": {
+                "statement": "p beats a.",
+                "source": "t",
+                "quantity": {"name": "test_acc"},
+                "comparison": {"kind": "difference", "pairs": [["p", "a"]], "direction": "greater"},
+            },
+            "gap": {
+                "statement": "a generalizes within 6 pp.",
+                "source": "t",
+                "quantity": {"name": "gen_gap"},
+                "comparison": {
+                    "kind": "every",
+                    "runs": ["a"],
+                    "direction": "less",
+                    "threshold": 0.06,
+                },
+            },
         }
     )
     parsed = claims_mod.parse_claims(cfg, "x")
@@ -127,8 +160,14 @@ def test_one_seed_between_runs_is_inconclusive_and_says_n():
         RunKey("x", "m", "b", 0): RunData(metrics=_metrics("b", 0, 0.50)),
     }
     cfg = _config(
-        {"one": {"statement": "a beats b.", "source": "t", "quantity": {"name": "test_acc"},
-                 "comparison": {"kind": "difference", "pairs": [["a", "b"]], "direction": "greater"}}}
+        {
+            "one": {
+                "statement": "a beats b.",
+                "source": "t",
+                "quantity": {"name": "test_acc"},
+                "comparison": {"kind": "difference", "pairs": [["a", "b"]], "direction": "greater"},
+            }
+        }
     )
     table, _, _ = evaluate_claims(claims_mod.parse_claims(cfg, "x"), Runs(data), stand_in=True)
     row = table.iloc[0]
@@ -144,10 +183,19 @@ def test_reported_times_are_compared_as_ratios_to_the_reference():
             frame["train_seconds"] = seconds
             data[RunKey("x", "m", run, seed)] = RunData(metrics=frame)
     cfg = _config(
-        {"time": {"statement": "b is slower.", "source": "t", "quantity": {"name": "train_seconds"},
-                  "comparison": {"kind": "reported"}, "ratio_to": "a",
-                  "reported": [{"run": "a", "mean": 5.0, "std": 0.5, "n": 4},
-                               {"run": "b", "mean": 9.0, "std": 1.0, "n": 4}]}}
+        {
+            "time": {
+                "statement": "b is slower.",
+                "source": "t",
+                "quantity": {"name": "train_seconds"},
+                "comparison": {"kind": "reported"},
+                "ratio_to": "a",
+                "reported": [
+                    {"run": "a", "mean": 5.0, "std": 0.5, "n": 4},
+                    {"run": "b", "mean": 9.0, "std": 1.0, "n": 4},
+                ],
+            }
+        }
     )
     _, _, rep = evaluate_claims(claims_mod.parse_claims(cfg, "x"), Runs(data), stand_in=False)
     b = rep.set_index("run").loc["b"]

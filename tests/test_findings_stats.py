@@ -98,11 +98,11 @@ def test_every_value_rule_allows_one_value():
 
 
 def test_combine_orders_pairwise():
-    S, C, I, N = verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE, verdicts.NOT_RUN
-    assert verdicts.combine([S, S, S]) == S
-    assert verdicts.combine([S, I, S]) == I
-    assert verdicts.combine([S, C, I]) == C
-    assert verdicts.combine([S, N]) == N
+    sup, con, inc = verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE
+    assert verdicts.combine([sup, sup, sup]) == sup
+    assert verdicts.combine([sup, inc, sup]) == inc
+    assert verdicts.combine([sup, con, inc]) == con
+    assert verdicts.combine([sup, verdicts.NOT_RUN]) == verdicts.NOT_RUN
 
 
 def test_kendall_matches_scipy_and_bootstrap_loop():

@@ -260,9 +260,11 @@ def _ours_text(claim: Claim, parts: Sequence[Mapping[str, Any]]) -> str:
         elif claim.kind == "every":
             body = f"{_fmt(part['low'], name)} to {_fmt(part['high'], name)}"
         else:
-            body = _fmt(part["effect"], name, diff=not ratio, ratio=ratio)
+            fmt = {"diff": not ratio, "ratio": ratio}
+            body = _fmt(part["effect"], name, **fmt)
             if math.isfinite(part["low"]):
-                body += f" [{_fmt(part['low'], name, diff=not ratio, ratio=ratio)}, {_fmt(part['high'], name, diff=not ratio, ratio=ratio)}]"
+                low, high = _fmt(part["low"], name, **fmt), _fmt(part["high"], name, **fmt)
+                body += f" [{low}, {high}]"
             unit = "" if ratio else _unit(name, diff=True)
             body += f" {unit}" if unit else ""
         texts.append(f"{prefix}{body}, n = {part['n']}")

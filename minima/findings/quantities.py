@@ -175,7 +175,12 @@ def _negative_step_excess(data: RunData, _: Mapping) -> np.ndarray:
 
 QUANTITIES: dict[str, Quantity] = {
     "seconds_per_step": Quantity(
-        "training time per iteration", None, (), _seconds_per_step, scale=1000, decimals=1,
+        "training time per iteration",
+        None,
+        (),
+        _seconds_per_step,
+        scale=1000,
+        decimals=1,
         unit="ms",
     ),
     "gen_gap": Quantity(

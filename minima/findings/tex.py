@@ -11,16 +11,22 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from minima.findings import quantities
 from minima.findings.reproduced import RULE as REPRODUCED_RULE
 from minima.findings.verdicts import DECISION_RULE
 from minima.report.latex import escape, tabular
 
 STAND_IN_MARK = " (stand-in)"
+SCATTER_CAPTION = (
+    "Curvature vs generalization: one point per run, colour = optimizer; "
+    "Kendall's tau over runs in each panel's title."
+)
 
 
-def verdict_cell(verdict: str, stand_in: bool) -> str:
-    """The verdict word as shown; stand-in data is always marked."""
-    return escape(verdict + (STAND_IN_MARK if stand_in else ""))
+def verdict_cell(verdict: str, stand_in: bool, reason: str = "") -> str:
+    """The verdict word as shown (stand-in data always marked), then why, if there is a reason."""
+    word = r"\textbf{" + escape(verdict + (STAND_IN_MARK if stand_in else "")) + "}"
+    return word + (r"\newline{}\footnotesize " + escape(reason) if reason else "")
 
 
 def findings_table(verdicts: pd.DataFrame) -> str:
@@ -31,14 +37,14 @@ def findings_table(verdicts: pd.DataFrame) -> str:
             escape(r.statement),
             escape(r.study),
             escape(r.ours),
-            verdict_cell(r.verdict, bool(r.stand_in)),
+            verdict_cell(r.verdict, bool(r.stand_in), r.reason),
         ]
         for r in verdicts.itertuples()
     ]
     return tabular(
         ["Claim", "Statement", "Study", "Ours", "Verdict"],
         rows,
-        align="lp{5.2cm}p{2.8cm}p{4.2cm}l",
+        align="lp{4.4cm}p{2.6cm}p{4.0cm}p{3.2cm}",
     )
 
 
@@ -49,37 +55,40 @@ def _num(value: object, decimals: int = 4) -> str:
     return f"{value:.{decimals}g}"
 
 
+def _mean_std(mean: object, std: object, scale: float) -> str:
+    text = _num(float(mean) * scale)
+    if std is not None and not pd.isna(std):
+        text += f" ± {_num(float(std) * scale, 2)}"
+    return text
+
+
 def reproduced_table(reproduced: pd.DataFrame) -> str:
-    """Ours (mean +- std, n) beside the study's, the difference and the within-spread status."""
+    """Ours (mean +- std, n) beside the study's, the difference and the within-spread status.
+
+    Values in the quantity's display unit (accuracy in %), times as ratios to the reference.
+    """
     rows = []
     for r in reproduced.itertuples():
-        ours = _num(r.ours_mean) + (
-            f" ± {_num(r.ours_std, 2)}"
-            if r.ours_std is not None and not pd.isna(r.ours_std)
-            else ""
-        )
-        theirs = _num(r.theirs_mean) + (
-            f" ± {_num(r.theirs_std, 2)}"
-            if r.theirs_std is not None and not pd.isna(r.theirs_std)
-            else ""
-        )
+        ratio = "ratio to" in (r.note or "")
+        scale = 1.0 if ratio else quantities.display(r.quantity)[0]
+        theirs_n = r.theirs_n
         rows.append(
             [
                 escape(r.claim),
                 escape(r.model),
                 escape(r.run),
-                escape(theirs),
-                escape("--" if r.theirs_n is None or pd.isna(r.theirs_n) else int(r.theirs_n)),
-                escape(ours),
+                escape(_mean_std(r.theirs_mean, r.theirs_std, scale)),
+                escape("--" if theirs_n is None or pd.isna(theirs_n) else int(theirs_n)),
+                escape(_mean_std(r.ours_mean, r.ours_std, scale)),
                 str(int(r.ours_n)),
-                escape(_num(r.difference, 3)),
-                escape(r.status),
+                escape(_num(r.difference * scale, 3)),
+                escape(r.status + (f" ({r.note})" if r.note else "")),
             ]
         )
     return tabular(
         ["Claim", "Model", "Run", "Study", "n", "Ours", "n", "Diff.", "Status"],
         rows,
-        align="lllrrrrrl",
+        align="lllrrrrrp{4cm}",
     )
 
 
@@ -124,7 +133,7 @@ def findings_paragraph(
         r"\paragraph{Findings.} "
         + escape(
             (f"On stand-in data ({stand_in}), not a result of the study: " if stand_in else "")
-            + f"{len(verdicts)} claims tested ({tally}). "
+            + f"{len(verdicts)} claim{'s' if len(verdicts) != 1 else ''} tested ({tally}). "
             + " ".join(_sentence(row) for row in verdicts.to_dict("records"))
         )
         + rf" Table~\ref{{tab:{experiment}:findings}} lists them.",
@@ -150,17 +159,20 @@ def findings_floats(
         (
             table,
             "findings",
-            "Claims of the study and their verdicts under the rule of the findings section.",
+            "Claims of the study and their verdicts under the rule of the findings section "
+            "(accuracy and its differences in %/pp; n: seeds or values per run).",
         ),
         (
             reproduced,
             "reproduced",
-            "Reported vs reproduced: the study's value beside ours (mean ± std over seeds, n), the difference and whether it lies within the combined spread.",
+            "Reported vs reproduced: the study's value beside ours (mean ± std over seeds, n), "
+            "the difference and whether it lies within the combined spread.",
         ),
         (
             correlation,
             "curvature",
-            "Curvature vs generalization across runs: Kendall's tau with a bootstrap 95% interval over runs.",
+            "Curvature vs generalization across runs: Kendall's tau with a bootstrap 95% "
+            "interval over runs.",
         ),
     ]
     lines = []
@@ -180,7 +192,7 @@ def findings_floats(
             r"\begin{figure}[htbp]",
             r"\centering",
             rf"\fitwidth{{\includegraphics{{{figure}}}}}",
-            rf"\caption{{{escape('Curvature vs generalization: one point per run, colour = optimizer.')}}}",
+            rf"\caption{{{escape(SCATTER_CAPTION)}}}",
             rf"\label{{fig:{experiment}:curvature}}",
             r"\end{figure}",
             "",
@@ -200,7 +212,7 @@ def glance_section(facts: Sequence[Mapping]) -> str:
                     escape(c["statement"]),
                     escape(c["study"]),
                     escape(c["ours"]),
-                    verdict_cell(c["verdict"], stand_in),
+                    verdict_cell(c["verdict"], stand_in, c["reason"]),
                 ]
             )
     stand_ins = [f"{f['experiment'].upper()} ({f['stand_in']})" for f in facts if f["stand_in"]]
@@ -229,7 +241,7 @@ def glance_section(facts: Sequence[Mapping]) -> str:
         + tabular(
             ["Claim", "Statement", "Study", "Ours", "Verdict"],
             rows,
-            align="lp{5.2cm}p{2.8cm}p{4.2cm}l",
+            align="lp{4.4cm}p{2.6cm}p{4.0cm}p{3.2cm}",
         ).rstrip()
         + "}",
         r"\end{table}",
