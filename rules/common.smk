@@ -14,9 +14,8 @@ from minima.findings.claims import check_claims  # noqa: E402
 validate(config, "../schemas/config.schema.yaml")
 try:
     plan.check_plan(config)
-    check_claims(
-        config
-    )  # minima.findings.claims: every claim names what its experiment makes
+    # minima.findings.claims: every claim names what its experiment makes
+    check_claims(config)
 except plan.ConfigError as error:
     raise ValueError(f"config: {error}") from None
 for _run, _reason in plan.skipped_runs(config).items():
