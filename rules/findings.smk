@@ -25,11 +25,26 @@ def findings_experiments():
     ]
 
 
+def findings_runs(exp):
+    """Runs the findings read: those the claims name and those a curvature analysis covers
+    (the correlation's points), in config order."""
+    named = {
+        run
+        for claim in findings_claims.parse_claims(config, exp)
+        for run in claim.named_runs()
+    }
+    for analysis in ("spectrum", "landscape", "sharpness"):
+        if plan.analysis_section(config, exp, analysis) is not None:
+            named |= set(plan.analysis_runs(config, exp, analysis))
+    return [run for run in config["experiments"][exp]["runs"] if run in named]
+
+
 def findings_inputs(wildcards):
-    """Metrics and final.json of every made run; each analysis table of the experiment
-    (curvature measures for the correlation, and whatever a claim reads)."""
+    """Metrics and final.json of each read run (not skipped), and each analysis table of
+    the experiment that a claim or the correlation may read."""
     exp = wildcards.exp
-    keys = plan.run_keys(config, [exp])
+    runs = set(findings_runs(exp))
+    keys = [k for k in plan.run_keys(config, [exp]) if k.run in runs]
     inputs = {
         "metrics": [run_path(k, "metrics.parquet") for k in keys],
         "finals": [run_path(k, "final.json") for k in keys],
@@ -124,7 +139,7 @@ rule findings:
         models=lambda wc: [
             plan.model_label(m) for m in config["experiments"][wc.exp]["models"]
         ],
-        runs=lambda wc: list(config["experiments"][wc.exp]["runs"]),
+        runs=lambda wc: findings_runs(wc.exp),
         skipped=section_skipped,
         init=findings_init,
         stand_in=findings_stand_in,
