@@ -363,6 +363,22 @@ def reproduced_rows(claim: Claim, runs: Runs, *, stand_in: bool) -> list[dict[st
     return rows
 
 
+def _reproduction_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A claim that is only a study's number: its row says the reproduction status (the
+    within-spread rule), which is not one of the verdict words and is never counted as one."""
+    statuses = list(dict.fromkeys(r["status"] for r in rows)) or ["not run"]
+    return {
+        "verdict": "; ".join(statuses),
+        "effect": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+        "p_value": math.nan,
+        "n": min((r["ours_n"] for r in rows), default=0),
+        "method": "within-spread rule",
+        "reason": "; ".join(dict.fromkeys(r["note"] for r in rows if r["note"])),
+    }
+
+
 def evaluate_claims(
     claims: Sequence[Claim], runs: Runs, *, stand_in: bool
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame]:
@@ -370,21 +386,8 @@ def evaluate_claims(
     rows, details, reproduced = [], [], []
     for claim in claims:
         parts = judge_claim(claim, runs)
-        summary = (
-            _summary(parts)
-            if parts
-            else {
-                "verdict": "reported only",
-                "effect": math.nan,
-                "low": math.nan,
-                "high": math.nan,
-                "p_value": math.nan,
-                "n": 0,
-                "method": "",
-                "reason": "",
-            }
-        )
         rep = reproduced_rows(claim, runs, stand_in=stand_in)
+        summary = _summary(parts) if parts else _reproduction_summary(rep)
         reproduced += rep
         ours = (
             _ours_text(claim, parts)

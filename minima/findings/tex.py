@@ -13,7 +13,7 @@ import pandas as pd
 
 from minima.findings import quantities
 from minima.findings.reproduced import RULE as REPRODUCED_RULE
-from minima.findings.verdicts import DECISION_RULE
+from minima.findings.verdicts import DECISION_RULE, VERDICTS
 from minima.report.latex import escape, tabular
 
 STAND_IN_MARK = " (stand-in)"
@@ -112,7 +112,7 @@ def _sentence(row: Mapping) -> str:
     text = f"{row['claim']} ({row['statement'].rstrip('.')}): {row['verdict']}"
     if row["ours"]:
         text += f"; ours: {row['ours']}"
-    if row["verdict"] != "reported only" and row["method"]:
+    if row["method"]:
         text += f" ({row['method']})"
     if row["reason"]:
         text += f"; {row['reason']}"
@@ -127,13 +127,16 @@ def findings_paragraph(
     not_testable: Sequence[Mapping[str, str]] = (),
 ) -> str:
     """The findings paragraph that opens an experiment's section (verdict words verbatim)."""
-    counts = verdicts["verdict"].value_counts()
-    tally = ", ".join(f"{counts[v]} {v}" for v in counts.index)
+    judged = verdicts[verdicts["verdict"].isin(VERDICTS)]
+    counts = judged["verdict"].value_counts()
+    tally = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts.index)
+    compared = len(verdicts) - len(judged)
     lines = [
         r"\paragraph{Findings.} "
         + escape(
             (f"On stand-in data ({stand_in}), not a result of the study: " if stand_in else "")
-            + f"{len(verdicts)} claim{'s' if len(verdicts) != 1 else ''} tested ({tally}). "
+            + f"{len(judged)} claim{'s' if len(judged) != 1 else ''} tested ({tally or 'none'})"
+            + (f"; {compared} compared with the study's numbers only. " if compared else ". ")
             + " ".join(_sentence(row) for row in verdicts.to_dict("records"))
         )
         + rf" Table~\ref{{tab:{experiment}:findings}} lists them.",
@@ -141,7 +144,7 @@ def findings_paragraph(
     ]
     if not_testable:
         lines += [
-            r"\paragraph{Not testable with this design.} "
+            r"\paragraph{Claims outside this design.} "
             + " ".join(
                 escape(f"{entry['id']}: not testable with this design: needs {entry['needs']}.")
                 for entry in not_testable
