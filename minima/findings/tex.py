@@ -96,8 +96,8 @@ def correlation_table(correlation: pd.DataFrame) -> str:
     """Kendall tau [bootstrap 95% interval] of each curvature measure with generalization."""
     rows = [
         [
-            escape(r.measure),
-            escape(r.target),
+            escape(quantities.label(r.measure)),
+            escape(quantities.label(r.target)),
             escape(_num(r.tau, 3)),
             escape(f"[{_num(r.low, 3)}, {_num(r.high, 3)}]"),
             escape(_num(r.p_value, 3)),
@@ -105,7 +105,8 @@ def correlation_table(correlation: pd.DataFrame) -> str:
         ]
         for r in correlation.itertuples()
     ]
-    return tabular(["Measure", "Against", "Kendall tau", "95% interval", "p", "runs"], rows)
+    header = ["Measure", "Against", "Kendall tau", "95% interval", "p", "runs"]
+    return tabular([escape(h) for h in header], rows)
 
 
 def _sentence(row: Mapping) -> str:
