@@ -16,6 +16,7 @@ include: "rules/train.smk"
 include: "rules/sweep.smk"
 include: "rules/similarity.smk"
 include: "rules/hessian.smk"
+include: "rules/findings.smk"
 include: "rules/paper.smk"
 
 
@@ -23,3 +24,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        findings_targets(),

@@ -10,6 +10,7 @@ sys.path.insert(0, workflow.basedir)
 from minima import plan  # noqa: E402  (importable only after the path insert above)
 from minima import runs  # noqa: E402
 from minima import sweeps  # noqa: E402
+from minima.findings.claims import check_claims  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -26,6 +27,8 @@ def _visible_gpus():
 try:
     plan.check_device(config["device"], _visible_gpus())
     plan.check_plan(config)
+    # minima.findings.claims: every claim names what its experiment makes
+    check_claims(config)
 except plan.ConfigError as error:
     raise ValueError(f"config: {error}") from None
 for _run, _reason in plan.skipped_runs(config).items():

@@ -154,6 +154,11 @@ rule paper_section:
         tables=section_tables,
         skipped=section_skipped,
         labels=PAPER["labels"],
+        findings=lambda wc: (
+            f"results/paper/sections/findings_{wc.exp}.tex"
+            if wc.exp in findings_experiments()
+            else None
+        ),
     script:
         "../scripts/paper_section.py"
 
@@ -184,6 +189,7 @@ rule paper:
     """The paper PDF (latexmk; a missing TeX fails this job alone, saying what to install)."""
     input:
         unpack(paper_inputs),
+        findings=findings_targets(),
     output:
         pdf="results/paper/paper.pdf",
     log:

@@ -23,6 +23,7 @@ section = experiment_section(
     tables=snakemake.params.tables,
     skipped=snakemake.params.skipped,
     labels=snakemake.params.labels,
+    findings=snakemake.params.findings,
 )
 write_text(snakemake.output.json, json.dumps(info, indent=2) + "\n")
 write_text(snakemake.output.tex, section)

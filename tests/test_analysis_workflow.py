@@ -69,7 +69,7 @@ def test_paper_config_plans_every_curvature_job_with_either_backend(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n").stdout)
     assert jobs["spectrum"] == 4 * 3 + 4 * 2 * 3  # E1 runs x seeds + E4 runs x models x seeds
     assert jobs["landscape"] == 4 * 3
-    assert jobs["sharpness"] == 4 * 2 * 3
+    assert jobs["sharpness"] == 4 * 3 + 4 * 2 * 3  # E1 (as E4, for G4) + E4 runs x models x seeds
     assert jobs["eigenpairs"] == 10 + 10  # E5 and E5 on CIFAR-10: one per checkpoint step
     assert jobs["subset_check"] == jobs["eigenpairs_subset"] == jobs["eigenpairs_collect"] == 2
     pyhessian = _extra_config(tmp_path, "pyhessian.yaml", "hessian: {backend: pyhessian}\n")
@@ -270,8 +270,10 @@ def e5_results(tmp_path_factory):
         "results/analysis/spectrum/e4/lenet5/sgd_sam/seed0/spectrum.json",
         *(f"results/figures/e5/{name}.pdf" for name in E5_FIGURES),
         "results/tables/e5/subset_check.tex",
+        "results/findings/e4/verdicts.json",
+        "results/findings/e5/verdicts.json",
     ]
-    snakemake(work, *targets, configfiles=TINY_E5, timeout=900)
+    snakemake(work, *targets, configfiles=TINY_E5, timeout=1200)
     return work
 
 
@@ -389,6 +391,29 @@ def test_e5_paper_figures_and_subset_check_table(e5_results):
         assert f"step {lowest['step']}," in ax.get_title("left")
         exact = next(line for line in ax.lines if line.get_gid() == "exact")
         np.testing.assert_allclose(exact.get_ydata(), pair[pair["span"] == span]["loss"])
+
+
+@pytest.mark.slow
+def test_e4_e5_findings_from_their_analyses(e5_results):
+    from tests.test_findings_tex import check_paragraph_against_table
+
+    e5 = json.loads((e5_results / "results/findings/e5/verdicts.json").read_text())
+    c7 = next(c for c in e5["claims"] if c["claim"] == "E5-C7")
+    smallest = pd.read_parquet(e5_results / E5 / "eigenvalues.parquet")
+    smallest = smallest[smallest["which"] == "SA"].groupby("step")["eigenvalue"].min()
+    assert c7["n"] == len(E5_STEPS) == len(smallest)  # one value per checkpoint
+    assert c7["verdict"] == ("supported" if (smallest < 0).all() else "contradicted")
+    assert c7["high"] == pytest.approx(smallest.max())
+    e4 = json.loads((e5_results / "results/findings/e4/verdicts.json").read_text())
+    assert {"E4-C1", "E4-C3", "G2"} <= {c["claim"] for c in e4["claims"]}
+    tau = pd.read_parquet(e5_results / "results/findings/e4/correlation.parquet")
+    assert {"top_eigenvalue", "trace", "sharpness_first_order", "sharpness_ascent"} <= set(
+        tau["measure"]
+    )
+    for exp in ("e4", "e5"):
+        section = (e5_results / f"results/paper/sections/findings_{exp}.tex").read_text()
+        table = (e5_results / f"results/tables/{exp}/findings.tex").read_text()
+        check_paragraph_against_table(section, table)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,14 +123,18 @@ def test_tiny_paper_pdf_has_every_figure_and_table(built):
     aux = (built / "results/paper/build/paper.aux").read_text()
     n_figures = sum(len(config["experiments"][e]["figures"]) for e in ("e1", "e2"))
     n_tables = sum(len(config["experiments"][e]["tables"]) for e in ("e1", "e2"))
-    assert aux.count("\\@writefile{lof}") == n_figures == 4 + 7  # training + analysis kinds
+    assert n_figures == 4 + 7  # training + analysis kinds
+    # + one curvature-vs-generalization scatter per experiment (findings)
+    assert aux.count("\\@writefile{lof}") == n_figures + 2
     assert n_tables == 3 + 2
-    assert aux.count("\\@writefile{lot}") == n_tables + 1  # + the "What was run" table
+    # + "What was run", findings at a glance, and per experiment: findings, reproduced, tau
+    assert aux.count("\\@writefile{lot}") == n_tables + 1 + 1 + 3 * 2
     if shutil.which("pdftotext"):
         text = subprocess.run(
             ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
         ).stdout
-        assert f"Figure {n_figures}:" in text and f"Figure {n_figures + 1}:" not in text
+        assert f"Figure {n_figures + 2}:" in text and f"Figure {n_figures + 3}:" not in text
+        assert "Findings at a glance" in text and "stand-in" in text
         assert "mnist10k" in text and "not full MNIST" in text  # says what was run
         assert "2 seeds" in text and "(CPU)" in text
 
@@ -186,12 +191,33 @@ def test_tiny_paper_analysis_entries_come_from_their_analyses(built):
 
 
 @pytest.mark.slow
+def test_tiny_paper_findings_prose_numbers_are_table_cells(built):
+    from tests.test_findings_tex import check_paragraph_against_table
+
+    for exp in ("e1", "e2"):
+        section = (built / f"results/paper/sections/findings_{exp}.tex").read_text()
+        table = (built / f"results/tables/{exp}/findings.tex").read_text()
+        assert check_paragraph_against_table(section, table) > 0
+        facts = json.loads((built / f"results/findings/{exp}/verdicts.json").read_text())
+        ids = {c["claim"] for c in facts["claims"]}
+        assert ids == set(merged_config(*TINY_PAPER)["experiments"][exp]["claims"])
+        assert facts["stand_in"] and all(c["stand_in"] for c in facts["claims"])
+        words = {"supported", "contradicted", "inconclusive", "not run"}
+        for c in facts["claims"]:  # a verdict word, or (numbers only) a reproduction status
+            assert c["verdict"] in words or c["verdict"].startswith("not judged: stand-in")
+        assert "On stand-in data" in section and "not testable with this design: needs" in section
+    glance = (built / "results/paper/sections/findings_glance.tex").read_text()
+    assert "E1-C3" in glance and "E2-C1" in glance and "(stand-in)" in glance
+
+
+@pytest.mark.slow
 def test_tiny_paper_report_groups_figures_by_experiment(built):
     snakemake(built, "--report", "report.html", PDF, configfiles=TINY_PAPER, timeout=300)
     html = (built / "report.html").read_text()
     for exp, figure in (("e1", "grad_norm"), ("e2", "per_optimizer")):
         assert f"results/figures/{exp}/{figure}.png" in html
     assert re.search(r'"e1"', html) and re.search(r'"e2"', html)
+    assert "results/findings/e1/verdicts.csv" in html  # the findings are in the report too
 
 
 @pytest.mark.slow

@@ -240,7 +240,7 @@ def test_paper_config_sharpness_table_passes_its_check(config):
 @pytest.mark.parametrize(
     ("exp", "changes", "message"),
     [
-        ("e1", {}, r"experiments.e1.tables.x: a sharpness entry needs experiments.e1.analyses."),
+        ("e2", {}, r"experiments.e2.tables.x: a sharpness entry needs experiments.e2.analyses."),
         ("e4", {"seed": 5}, r"experiments.e4.tables.x.seed is 5; allowed: the experiment's seeds"),
     ],
 )

@@ -43,6 +43,8 @@ def test_tiny_e3_end_to_end(tmp_path):
         "results/runs/e3/resnet18/adahessian_std_rgb/seed0/final.json",
         # the paper's figures (minima.report.kinds.similarity), from the same tables/weights
         *(f"{figures}/{name}.pdf" for name in PAPER_FIGURES),
+        # E3's findings: the claims read only runs asked for above (no adahessian_std1e3)
+        "results/findings/e3/verdicts.json",
     ]
     snakemake(
         tmp_path,
@@ -89,3 +91,11 @@ def test_tiny_e3_end_to_end(tmp_path):
     assert "'tables': 10" in log  # the four compared runs, with themselves and in pairs
     log = (tmp_path / "logs" / "paper" / "figures" / "e3" / "filters.log").read_text()
     assert "'weights': 2" in log  # SGD and AdaHessian
+    # E3's claims judged on stand-in data: one seed, so comparisons are inconclusive with n = 1
+    facts = json.loads((tmp_path / "results/findings/e3/verdicts.json").read_text())
+    verdicts = {c["claim"]: c for c in facts["claims"]}
+    assert facts["stand_in"] and set(verdicts) == {"E3-C1", "E3-C2", "E3-C9", "E3-C9-acc"}
+    assert verdicts["E3-C2"]["verdict"] == "inconclusive" and verdicts["E3-C2"]["n"] == 1
+    assert "n = 1" in verdicts["E3-C2"]["reason"]
+    reproduced = pd.read_parquet(tmp_path / "results/findings/e3/reproduced.parquet")
+    assert set(reproduced["status"]) == {"not judged: stand-in data"}

@@ -80,8 +80,9 @@ def experiment_section(
     tables: Sequence[Mapping[str, Any]] = (),
     skipped: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    findings: str | None = None,
 ) -> str:
-    """One experiment's section: what was run, then its tables and figures.
+    """One experiment's section: its findings, what was run, then its tables and figures.
 
     Args:
         info: ``runinfo.describe_experiment`` of the experiment's runs.
@@ -90,11 +91,13 @@ def experiment_section(
         tables: entries with ``name``, ``path`` (the ``.tex`` tabular) and ``caption``.
         skipped: run -> why it was not made (said in the section, never silently dropped).
         labels: display names of runs and models (config ``paper.labels``).
+        findings: the findings snippet (``minima.findings``) that opens the section, if any.
     """
     exp = info["experiment"]
     title = info.get("title") or exp
     lines = [
         rf"\section{{{escape(exp.upper())}: {escape(title)}}}\label{{sec:{exp}}}",
+        *([rf"\input{{{findings}}}"] if findings else []),
         what_was_run_paragraph(info, labels=labels),
         "",
     ]

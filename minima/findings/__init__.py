@@ -1,0 +1,1 @@
+"""Findings: the studies' claims judged from the runs (claims, verdicts, reproduced, tau)."""
