@@ -119,7 +119,10 @@ def eigsh_eigenpairs(
 
 def _start_vector(start: np.ndarray, n: int) -> np.ndarray | None:
     """Sum of the unit columns of ``start`` (None if it has none or sums to ~0)."""
-    start = np.asarray(start, dtype=np.float64).reshape(n, -1)
+    start = np.asarray(start, dtype=np.float64)
+    start = start.reshape(-1, 1) if start.ndim == 1 else start
+    if start.shape[0] != n:
+        raise ValueError(f"start vectors must have {n} rows (n_params), got {start.shape}")
     if start.shape[1] == 0:
         return None
     cols = start / np.maximum(np.linalg.norm(start, axis=0), 1e-300)
