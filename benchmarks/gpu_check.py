@@ -65,10 +65,15 @@ def _flags(args: list[str]) -> list[str]:
 
 
 def _help_text(script: Path) -> str:
-    out = subprocess.run(
-        [PYTHON, str(script), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
-    return out.stdout + out.stderr
+    """The script's ``--help`` output (what it printed, should it not exit in time)."""
+    try:
+        out = subprocess.run(
+            [PYTHON, str(script), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300
+        )
+        return out.stdout + out.stderr
+    except subprocess.TimeoutExpired as err:
+        text = err.stdout or b""
+        return text.decode(errors="replace") if isinstance(text, bytes) else text
 
 
 def e2_override(tmp: Path) -> Path:
@@ -107,28 +112,11 @@ def plan(tmp: Path) -> list[Step]:
         )
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     work = tmp / "e2_work"
-    steps.append(
-        Step(
-            "e2 one run per optimizer",
-            [
-                PYTHON,
-                "-m",
-                "snakemake",
-                "--snakefile",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                str(work),
-                "--cores",
-                "4",
-                "--configfile",
-                str(ROOT / "config.yaml"),
-                str(ROOT / "tests/configs/tiny.yaml"),
-                str(e2_override(tmp)),
-                *e2_targets(config),
-            ],
-            SHARES["e2"],
-        )  # fmt: skip
-    )
+    command = [PYTHON, "-m", "snakemake", *e2_targets(config)]
+    command += ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "4"]
+    command += ["--configfile", str(ROOT / "config.yaml"), str(ROOT / "tests/configs/tiny.yaml")]
+    command += [str(e2_override(tmp))]
+    steps.append(Step("e2 one run per optimizer", command, SHARES["e2"]))
     return steps
 
 
@@ -158,7 +146,7 @@ def check_inputs(steps: list[Step]) -> None:
             steps[-1].problems.append(f"config.yaml has no e2 run {name!r} (it has {list(runs)})")
     steps[-1].checks.append("the workflow plans the e2 runs (snakemake --dry-run)")
     planned = subprocess.run(
-        [*steps[-1].command, "--dry-run", "--quiet"],
+        [*steps[-1].command[:3], "--dry-run", "--quiet", *steps[-1].command[3:]],
         capture_output=True,
         text=True,
         cwd=ROOT,
