@@ -59,3 +59,13 @@ lint: env
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint --cores 1
+
+# On a machine with CUDA: the CUDA-only tests, every benchmark on the GPU and one E2 run per
+# optimizer, within 10 minutes; one JSON summary in benchmarks/out/gpu_check.json.
+# `make gpu-check-dry` lists the steps and checks their inputs on any machine.
+.PHONY: gpu-check gpu-check-dry
+gpu-check: env
+	$(BIN)/python benchmarks/gpu_check.py
+
+gpu-check-dry: env
+	$(BIN)/python benchmarks/gpu_check.py --dry-run

@@ -12,7 +12,19 @@ Times are wall-clock medians (CUDA synchronised). MNIST images come from the rep
 ``resources/mnist10k`` (MNIST's official test set) when present, else random; CIFAR-sized
 images are random (shapes matter for timing, not content).
 
-Usage: ``python benchmarks/hessian.py [--device cuda] [--quick]``.
+With ``--spectrum``: E1's whole spectrum analysis both ways, i.e. PyHessian's three
+calls (top-k power iteration, Hutchinson trace, SLQ density) against the native joint
+path (one set of SLQ runs, ``minima.hessian.joint``). Accuracy is checked before time is
+reported: top-k residuals <= ``--spectrum-tol`` times the spectral norm, a trace standard
+error no larger than PyHessian's, and the L1 distance between the two densities (same
+probes x steps, same smoothing). HVPs are counted on both sides.
+
+With ``--hvp-costs``: the cost of one product per probe for each way of computing it:
+forward-over-reverse (one probe, batched probes), double backward (fresh graph per
+product, cached graph), ``torch.compile`` of the forward-over-reverse product closure,
+and two batch sizes; the table ``minima.hessian.hvp.AUTO_METHODS`` is read from it.
+
+Usage: ``python benchmarks/hessian.py [--device cuda] [--quick] [--spectrum] [--hvp-costs]``.
 """
 
 from __future__ import annotations
@@ -122,6 +134,152 @@ def once(fn: Callable[[], object], device: torch.device) -> tuple[float, object]
     out = fn()
     sync(device)
     return time.perf_counter() - start, out
+
+
+# ----------------------------------------------------------------------------- spectrum
+
+
+def count_pyhessian_products() -> dict[str, int]:
+    """Count PyHessian's data-loader HVPs (one per call) from now on."""
+    from pyhessian import hessian as pyhessian_class
+
+    counter = {"n": 0}
+    inner = pyhessian_class.dataloader_hv_product
+    if getattr(inner, "_counted", False):
+        inner = inner._inner
+
+    def counted(self, v):
+        counter["n"] += 1
+        return inner(self, v)
+
+    counted._counted, counted._inner = True, inner
+    pyhessian_class.dataloader_hv_product = counted
+    return counter
+
+
+def bench_spectrum(name: str, model: nn.Module, batches, device: torch.device, args) -> dict:
+    """E1's spectrum both ways: accuracy first, then time and products."""
+    from minima.hessian.joint import density_l1
+    from minima.hessian.spectrum import density, joint, top_eigen, trace
+
+    loss_fn = F.cross_entropy
+    k, tol = args.spectrum_top_k, args.spectrum_tol
+    steps, probes, n_trace = args.spectrum_steps, args.spectrum_probes, args.spectrum_trace
+    smooth = {"num_bins": 2000, "sigma_squared": 1e-5, "margin": 0.01}
+    print(
+        f"\n== spectrum, {name}: top-{k} (tol {tol}), {n_trace}-probe trace, "
+        f"{probes} x {steps} SLQ =="
+    )
+    counter = count_pyhessian_products()
+    t0 = time.perf_counter()
+    py_top = top_eigen(
+        model, loss_fn, batches, k, backend="pyhessian", tol=tol, max_iter=args.eig_iters,
+        device=device,
+    )  # fmt: skip
+    n_py_eig = counter["n"]
+    t1 = time.perf_counter()
+    py_tr = trace(model, loss_fn, batches, n_probes=n_trace, backend="pyhessian", device=device)
+    t2 = time.perf_counter()
+    py_dens = density(
+        model, loss_fn, batches, n_steps=steps, n_probes=probes, backend="pyhessian",
+        device=device, **smooth,
+    )  # fmt: skip
+    sync(device)
+    t3 = time.perf_counter()
+    n_py = counter["n"]
+    res = joint(
+        model, loss_fn, batches, k, tol=tol, max_iter=args.eig_iters, n_steps=steps,
+        n_probes=probes, trace_probes=n_trace, probe_batch=probes, device=device, **smooth,
+    )  # fmt: skip
+    sync(device)
+    t4 = time.perf_counter()
+    scale = float(np.abs(res.eigen.eigenvalues).max())
+    rel_resid = float(res.eigen.residuals.max()) / scale
+    l1 = density_l1(res.density, py_dens)
+    checks = {
+        "top_k_residual_ok": rel_resid <= tol,
+        "trace_stderr_ok": res.trace.stderr <= py_tr.stderr,
+    }
+    t_py, t_joint = t3 - t0, t4 - t3
+    print(f"  PyHessian: top {t1 - t0:.1f} s + trace {t2 - t1:.1f} s + density {t3 - t2:.1f} s")
+    print(f"  PyHessian top-{k} {np.round(py_top.eigenvalues, 5)} ({n_py_eig} HVPs)")
+    print(
+        f"  joint     top-{k} {np.round(res.eigen.eigenvalues, 5)} (max residual / |lambda_1| "
+        f"{rel_resid:.2e}, {res.details['eigen_from_slq']} from SLQ alone)"
+    )
+    print(
+        f"  trace: PyHessian {py_tr.estimate:.5g} +- {py_tr.stderr:.3g} ({n_trace} probes) | "
+        f"joint {res.trace.estimate:.5g} +- {res.trace.stderr:.3g} ({res.trace.n_probes} "
+        f"deflated probes)"
+    )
+    print(f"  density L1 distance joint vs PyHessian: {l1:.3f} (of at most 2)")
+    print(f"  accuracy checks: {checks}")
+    print(
+        f"  HVPs: PyHessian {n_py} | joint {res.n_hvp['total']} {res.n_hvp}\n"
+        f"  time: PyHessian {t_py:.1f} s | joint {t_joint:.1f} s | ratio {t_py / t_joint:.2f}x"
+        + ("" if all(checks.values()) else "  (accuracy NOT equal: ratio not comparable)")
+    )
+    return {
+        "name": name,
+        "seconds": {"pyhessian": t_py, "joint": t_joint},
+        "hvp": {"pyhessian": n_py, "joint": res.n_hvp},
+        "checks": checks,
+        "density_l1": l1,
+    }
+
+
+# ----------------------------------------------------------------------------- HVP costs
+
+
+def bench_hvp_costs(name: str, model: nn.Module, batches, device: torch.device, args) -> None:
+    """Milliseconds per probe of each way to compute one product, side by side."""
+    from torch.func import jvp
+
+    loss_fn = F.cross_entropy
+    p = args.probe_batch
+    rows = []
+
+    def per_probe(op: HessianOperator, n: int) -> float:
+        V = torch.randn(n, op.n_params, device=device)
+        t, _ = timed(lambda: op.matmat(V), device, args.repeats)
+        return t / n
+
+    kinds = {
+        "fwd-over-rev": {"method": "forward_over_reverse"},
+        "double backward": {"method": "double_backward"},
+        "double backward, cached graph": {"method": "double_backward", "cache_graph": True},
+    }
+    for label, kw in kinds.items():
+        op = HessianOperator(model, loss_fn, batches, device=device, **kw)
+        rows.append((f"{label}, 1 probe", per_probe(op, 1)))
+        rows.append((f"{label}, {p} probes/call", per_probe(op, p)))
+    # batch size: the same examples in batches half as large
+    half = max(1, int(batches[0][0].shape[0]) // 2)
+    small = [(x[i : i + half], y[i : i + half]) for x, y in batches for i in range(0, len(x), half)]
+    for method in ("forward_over_reverse", "double_backward"):
+        op = HessianOperator(model, loss_fn, small, device=device, method=method)
+        rows.append((f"{method}, batch {half}, {p} probes/call", per_probe(op, p)))
+    # torch.compile of the product closure (one probe)
+    op = HessianOperator(model, loss_fn, batches, device=device, method="forward_over_reverse")
+    try:
+        fns = [op.per_batch_grad_fn(x, y) for x, y in op.batches]
+
+        def product(v, fns=fns):
+            return sum(
+                w * jvp(f, (op.theta,), (v,))[1] for w, f in zip(op.weights, fns, strict=True)
+            )
+
+        compiled = torch.compile(product)
+        v = torch.randn(op.n_params, device=device)
+        t_compile, _ = once(lambda: compiled(v), device)
+        t, _ = timed(lambda: compiled(v), device, args.repeats)
+        rows.append((f"torch.compile fwd-over-rev, 1 probe (compile {t_compile:.0f} s)", t))
+    except Exception as err:  # noqa: BLE001 - report, do not stop the benchmark
+        rows.append((f"torch.compile failed: {type(err).__name__}", float("nan")))
+    print(f"\n== HVP cost per probe, {name} ==")
+    base = rows[0][1]
+    for label, t in rows:
+        print(f"  {label:58s} {t * 1e3:9.1f} ms  {t / base:5.2f} x fwd-over-rev")
 
 
 # ----------------------------------------------------------------------------- one setting
@@ -236,6 +394,14 @@ def main() -> None:
     parser.add_argument("--probe-batch", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip", choices=["lenet5", "resnet18"], action="append", default=[])
+    parser.add_argument("--spectrum", action="store_true", help="E1's spectrum both ways")
+    parser.add_argument("--spectrum-top-k", type=int, default=5)
+    parser.add_argument("--spectrum-tol", type=float, default=1e-6)
+    parser.add_argument("--spectrum-steps", type=int, default=100)
+    parser.add_argument("--spectrum-probes", type=int, default=10)
+    parser.add_argument("--spectrum-trace", type=int, default=100)
+    parser.add_argument("--hvp-costs", action="store_true", help="per-product cost table")
+    parser.add_argument("--skip-basic", action="store_true", help="only --spectrum/--hvp-costs")
     args = parser.parse_args()
     if args.quick:
         args.lenet_images, args.lenet_batch = 512, 256
@@ -263,7 +429,12 @@ def main() -> None:
             (x[i : i + batch].to(device), y[i : i + batch].to(device)) for i in range(0, n, batch)
         ]
         model = build(name).to(device)
-        bench(f"{name}, {source}", model, batches, device, args)
+        if not args.skip_basic:
+            bench(f"{name}, {source}", model, batches, device, args)
+        if args.hvp_costs:
+            bench_hvp_costs(f"{name}, {source}", model, batches, device, args)
+        if args.spectrum:
+            bench_spectrum(f"{name}, {source}", model, batches, device, args)
 
 
 if __name__ == "__main__":

@@ -221,3 +221,22 @@ def test_probe_batching_failure_falls_back_to_a_loop(monkeypatch):
     with pytest.warns(RuntimeWarning, match="looping over probes"):
         out = op.matmat(V)
     torch.testing.assert_close(out, V @ reference_hessian("mlp"), rtol=1e-10, atol=1e-12)
+
+
+def test_auto_follows_the_static_table_by_model_family_and_device():
+    from minima.hessian.hvp import AUTO_METHODS, auto_method, model_family
+    from minima.models import build_model
+
+    resnet = build_model(
+        {"name": "resnet18", "stem": "cifar"}, in_channels=3, image_size=8, num_classes=10
+    )
+    lenet = build_model({"name": "lenet5"}, in_channels=1, image_size=28, num_classes=10)
+    assert model_family(resnet) == "resnet" and model_family(lenet) == "lenet"
+    cpu = torch.device("cpu")
+    assert auto_method(resnet, cpu) == AUTO_METHODS[("resnet", "cpu")] == "double_backward"
+    assert auto_method(lenet, cpu) == "forward_over_reverse"
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    op = HessianOperator(resnet, F.cross_entropy, [(x, y)], method="auto")
+    assert op.method == "double_backward"
+    explicit = HessianOperator(resnet, F.cross_entropy, [(x, y)], method="forward_over_reverse")
+    assert explicit.method == "forward_over_reverse"

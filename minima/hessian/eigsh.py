@@ -8,6 +8,12 @@ operator. For E5 build the operator in float64: a float32 operator's rounding no
 When ARPACK does not converge, the pairs it did converge are returned with their
 residuals and ``converged=False`` (and a ``RuntimeWarning``) instead of an exception, so a
 long sweep over checkpoints keeps what it has.
+
+Warm starts: consecutive checkpoints of one run have nearby eigenvectors, and the
+subset's eigenvectors are near the full set's. ``start`` passes such vectors; ARPACK then
+starts from their sum (``v0``) instead of a random vector, so its first Krylov space
+already holds most of the wanted directions. The answer is the same (ARPACK's tolerance
+decides it), only the number of products changes; ``n_hvp`` reports it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class EigshResult:
         k: the number asked for.
         converged: False when ARPACK stopped before all ``k`` pairs converged.
         message: why not, or ``""``.
+        n_hvp: Hessian-vector products spent by ARPACK (without the residual check).
+        warm: whether ARPACK started from given vectors.
     """
 
     eigenvalues: np.ndarray
@@ -44,6 +52,8 @@ class EigshResult:
     k: int
     converged: bool
     message: str = ""
+    n_hvp: int = -1
+    warm: bool = False
 
 
 def eigsh_eigenpairs(
@@ -55,6 +65,7 @@ def eigsh_eigenpairs(
     maxiter: int | None = None,
     ncv: int | None = None,
     seed: int = 0,
+    start: np.ndarray | None = None,
 ) -> EigshResult:
     """``k`` extreme eigenpairs of ``op`` with ``scipy.sparse.linalg.eigsh``.
 
@@ -67,6 +78,9 @@ def eigsh_eigenpairs(
         maxiter: ARPACK restarts limit (scipy's default ``10 n`` if None).
         ncv: Lanczos vectors kept by ARPACK (scipy's default if None).
         seed: seed of the Gaussian start vector ``v0`` (ARPACK's own is not reproducible).
+        start: ``(n_params, j)`` vectors to start from (e.g. the previous checkpoint's
+            eigenvectors): ``v0`` is the sum of the unit columns; None: the seeded
+            Gaussian.
 
     Returns:
         The (converged) pairs, their residuals and a convergence flag.
@@ -77,8 +91,12 @@ def eigsh_eigenpairs(
         raise ValueError(f"k must be in [1, {op.n_params - 1}], got {k}")
     if tol is None:
         tol = 1e-10 if op.dtype == torch.float64 else 1e-4
-    v0 = np.random.default_rng(seed).standard_normal(op.n_params)
+    v0 = _start_vector(start, op.n_params) if start is not None else None
+    warm = v0 is not None
+    if v0 is None:
+        v0 = np.random.default_rng(seed).standard_normal(op.n_params)
     converged, message = True, ""
+    n_before = op.n_hvp
     try:
         values, vectors = eigsh(
             op.to_scipy(), k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0
@@ -92,10 +110,25 @@ def eigsh_eigenpairs(
             f"(tol={tol}, maxiter={maxiter}): {err}"
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
+    n_hvp = op.n_hvp - n_before
     order = np.argsort(-values) if which == "LA" else np.argsort(values)
     values, vectors = values[order], vectors[:, order]
     residuals = _residuals(op, values, vectors)
-    return EigshResult(values, vectors, residuals, which, k, converged, message)
+    return EigshResult(values, vectors, residuals, which, k, converged, message, n_hvp, warm)
+
+
+def _start_vector(start: np.ndarray, n: int) -> np.ndarray | None:
+    """Sum of the unit columns of ``start`` (None if it has none or sums to ~0)."""
+    start = np.asarray(start, dtype=np.float64)
+    start = start.reshape(-1, 1) if start.ndim == 1 else start
+    if start.shape[0] != n:
+        raise ValueError(f"start vectors must have {n} rows (n_params), got {start.shape}")
+    if start.shape[1] == 0:
+        return None
+    cols = start / np.maximum(np.linalg.norm(start, axis=0), 1e-300)
+    v0 = cols.sum(axis=1)
+    norm = np.linalg.norm(v0)
+    return v0 / norm if norm > 1e-8 else None
 
 
 def _residuals(op: HessianOperator, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -120,21 +153,24 @@ def subset_agreement(
     spectrum is the full set's. Per pair ``i`` (both sides sorted the same way) the table
     gives the eigenvalue difference and the angle between the eigenvectors (sign-free:
     ``arccos |u_i . v_i|``), and the ``i``-th principal angle between the two
-    ``k``-dimensional eigenspaces (robust to near-degenerate pairs swapping order).
+    ``k``-dimensional eigenspaces (robust to near-degenerate pairs swapping order). The
+    full set's eigsh starts from the subset's eigenvectors (products on the full set are
+    the expensive ones).
 
     Returns:
         One row per ``(which, index)`` with columns ``which, index, eigenvalue_full,
         eigenvalue_subset, abs_diff, rel_diff, angle_deg, principal_angle_deg,
-        converged``.
+        converged``; ``table.attrs["n_hvp"]`` holds the products per side and which.
     """
     if full.n_params != subset.n_params:
         raise ValueError(
             f"operators differ in size: full {full.n_params} vs subset {subset.n_params}"
         )
-    rows = []
+    rows, n_hvp = [], {}
     for which in ("LA", "SA"):
-        a = eigsh_eigenpairs(full, k, which, tol=tol, seed=seed)
         b = eigsh_eigenpairs(subset, k, which, tol=tol, seed=seed)
+        a = eigsh_eigenpairs(full, k, which, tol=tol, seed=seed, start=b.eigenvectors)
+        n_hvp[which] = {"full": a.n_hvp, "subset": b.n_hvp}
         j = min(a.eigenvalues.size, b.eigenvalues.size)
         cos = np.abs(np.sum(a.eigenvectors[:, :j] * b.eigenvectors[:, :j], axis=0))
         principal = np.linalg.svd(a.eigenvectors[:, :j].T @ b.eigenvectors[:, :j], compute_uv=False)
@@ -154,4 +190,6 @@ def subset_agreement(
                     "converged": a.converged and b.converged,
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["n_hvp"] = n_hvp
+    return table

@@ -12,7 +12,10 @@ PyHessian's data-loader mode computes). Two ways to get one product:
   graph over all batches is built once and reused for every product (fast, but it holds
   every batch's graph in memory); several probes use ``is_grads_batched``.
 
-``method="auto"`` tries forward-over-reverse first and falls back to double backward,
+``method="auto"`` first looks up ``AUTO_METHODS``, a static table by model family and
+device type read from ``benchmarks/hessian.py --hvp-costs`` (static, so that a rerun
+picks the same method whatever the machine's load): where the table says double backward
+it is used directly. Otherwise it tries forward-over-reverse and falls back to double backward,
 with a warning, when the model or loss has an op without (working) forward-mode AD
 (e.g. a custom ``autograd.Function`` without ``jvp``; ``F.mse_loss`` raises a ZeroTensor
 error under forward-over-reverse in torch 2.x). The model runs in
@@ -33,6 +36,24 @@ from torch.func import jvp, vmap
 from minima.hessian.functional import Batches, FunctionalLoss, LossFn
 
 HVP_METHODS = ("auto", "forward_over_reverse", "double_backward")
+
+# (model family, device type) -> the faster product, per benchmarks/hessian.py --hvp-costs
+# (see benchmarks/README.md). Families not listed use forward-over-reverse (with its
+# fallback). ResNet18 on CPU: double backward 1.2x faster than forward-over-reverse.
+AUTO_METHODS: dict[tuple[str, str], str] = {
+    ("resnet", "cpu"): "double_backward",
+}
+
+
+def model_family(model: nn.Module) -> str:
+    """``"resnet"``, ``"lenet"``, ``"vgg"`` or ``"other"``, from the model's class name."""
+    name = type(model).__name__.lower()
+    return next((f for f in ("resnet", "lenet", "vgg") if f in name), "other")
+
+
+def auto_method(model: nn.Module, device: torch.device) -> str:
+    """The method ``"auto"`` starts with for this model on this device (``AUTO_METHODS``)."""
+    return AUTO_METHODS.get((model_family(model), device.type), "forward_over_reverse")
 
 
 class HessianOperator(FunctionalLoss):
@@ -71,6 +92,8 @@ class HessianOperator(FunctionalLoss):
         if method not in HVP_METHODS:
             raise ValueError(f"method must be one of {HVP_METHODS}, got {method!r}")
         super().__init__(model, loss_fn, batches, dtype=dtype, device=device)
+        if method == "auto" and auto_method(model, self.device) == "double_backward":
+            method = "double_backward"
         self.method = method
         self.cache_graph = cache_graph
         self.probe_chunk = probe_chunk

@@ -38,7 +38,7 @@ from minima.hessian.line_search import (
     eigen_line_search,
     eigen_step_search,
 )
-from minima.hessian.spectrum import density, top_eigen, trace
+from minima.hessian.spectrum import density, joint, top_eigen, trace
 from minima.io import atomic_path, read_json, write_json
 from minima.provenance import provenance
 from minima.train.job import load_splits, load_trained
@@ -289,6 +289,8 @@ def spectrum_job(
         "method": hessian["hvp_method"],
         "seed": settings["seed"],
     }
+    if hessian["backend"] == "native" and settings["density"]:
+        return _joint_spectrum_output(model, batches, data, meta, settings, hessian, engine)
     seconds = {}
     started = time.perf_counter()
     top = top_eigen(
@@ -371,6 +373,97 @@ def spectrum_job(
             "seconds_by_part": seconds,
         }
     )
+    return AnalysisOutput(tables, meta)
+
+
+def _joint_spectrum_output(
+    model: torch.nn.Module,
+    batches: list,
+    data: dict[str, Any],
+    meta: dict[str, Any],
+    settings: Mapping[str, Any],
+    hessian: Mapping[str, Any],
+    engine: Mapping[str, Any],
+) -> AnalysisOutput:
+    """The native spectrum from one set of SLQ runs (``minima.hessian.spectrum.joint``):
+    the same tables as the separate calls; the trace table holds the deflated remainder's
+    samples (the estimate adds ``trace.exact_part``). The metadata adds the products each
+    part used (``n_hvp``) and each estimate's error (``errors``)."""
+    spec = settings["density"]
+    started = time.perf_counter()
+    res = joint(
+        model,
+        LOSS,
+        batches,
+        settings["top_k"],
+        tol=hessian["eigen_tol"],
+        max_iter=hessian["eigen_max_iter"],
+        n_steps=spec["steps"],
+        n_probes=spec["probes"],
+        trace_probes=settings["trace_probes"],
+        probe_batch=hessian["probe_batch"],
+        num_bins=spec["grid"],
+        sigma_squared=spec["sigma_squared"],
+        margin=spec["margin"],
+        dtype=engine["dtype"],
+        device=engine["device"],
+        method=engine["method"],
+        seed=engine["seed"],
+    )
+    top, tr, dens = res.eigen, res.trace, res.density
+    tables = {name: pd.DataFrame({c: [] for c in cols}) for name, cols in SPECTRUM_TABLES.items()}
+    tables["eigenvalues"] = pd.DataFrame(
+        {
+            "index": np.arange(top.eigenvalues.size),
+            "eigenvalue": top.eigenvalues,
+            "residual": top.residuals,
+            "which": top.which,
+            "converged": top.converged,
+        }
+    )
+    trace_meta = None
+    if tr is not None:
+        tables["trace"] = pd.DataFrame({"probe": np.arange(tr.n_probes), "sample": tr.samples})
+        trace_meta = {
+            "estimate": tr.estimate,
+            "stderr": tr.stderr,
+            "n_probes": tr.n_probes,
+            "method": tr.method,
+            "exact_part": tr.exact_part,
+            "target_stderr": res.details["trace_target_stderr"],
+        }
+        log.info("trace %.6g +- %.2g (%d deflated probes)", tr.estimate, tr.stderr, tr.n_probes)
+    tables["density"] = pd.DataFrame({"x": dens.grid, "density": dens.density})
+    tables["density_nodes"] = pd.concat(
+        [
+            pd.DataFrame({"probe": i, "node": nodes, "weight": w})
+            for i, (nodes, w) in enumerate(zip(dens.nodes, dens.weights, strict=True))
+        ],
+        ignore_index=True,
+    )
+    meta.update(
+        {
+            "status": "computed",
+            "engine_path": "joint (one set of SLQ runs: density, Ritz pairs, deflated trace)",
+            "data": data,
+            "top_eigenvalues": top.eigenvalues.tolist(),
+            "which": top.which,
+            "eigen_converged": top.converged,
+            "eigen_n_hvp": top.n_hvp,
+            "eigen_from_slq": res.details["eigen_from_slq"],
+            "trace": trace_meta,
+            "density": {
+                **dens.settings,
+                "sigma_squared_used": dens.sigma_squared,
+                "integral": float(np.trapezoid(dens.density, dens.grid)),
+                "moment1": dens.moment(1),
+            },
+            "n_hvp": res.n_hvp,
+            "errors": res.errors,
+            "seconds_by_part": {"joint": time.perf_counter() - started},
+        }
+    )
+    log.info("top eigenvalues (%s): %s; products %s", top.which, top.eigenvalues, res.n_hvp)
     return AnalysisOutput(tables, meta)
 
 
@@ -644,6 +737,7 @@ def subset_check_job(
             "converged": bool(table["converged"].all()) if len(table) else False,
             "max_rel_diff": {w: float(g["rel_diff"].max()) for w, g in table.groupby("which")},
             "max_angle_deg": {w: float(g["angle_deg"].max()) for w, g in table.groupby("which")},
+            "n_hvp": table.attrs.get("n_hvp", {}),
         }
     )
     return AnalysisOutput({"table": table}, meta)

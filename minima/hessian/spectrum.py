@@ -11,6 +11,9 @@ with deflation (largest *magnitude*, stopping on a relative change ``tol`` of th
 Rayleigh quotient, ``max_iter`` per eigenvalue); the native ones from Lanczos (largest
 *algebraic* by default, stopping on a residual below ``tol`` times the spectral norm,
 ``max_iter`` steps in all).
+
+``joint`` is the native engine's cheaper way to all three at once: one set of SLQ runs
+serves the density, the top eigenpairs and (deflated) the trace.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import nn
 from minima.hessian.eigen import EigenResult, lanczos_eigen
 from minima.hessian.functional import Batches, LossFn
 from minima.hessian.hvp import HessianOperator
+from minima.hessian.joint import JointSpectrum, joint_spectrum
 from minima.hessian.pyhessian_backend import PyHessianSession
 from minima.hessian.slq import DensityResult, slq_density, smooth_density
 from minima.hessian.trace import TraceResult, hutchinson_trace
@@ -173,3 +177,46 @@ def density(
         "probes": "rademacher",
     }
     return DensityResult(nodes, weights, grid, dens, variance, "pyhessian", settings)
+
+
+def joint(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    top_k: int = 5,
+    *,
+    which: str = "LA",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    n_steps: int = 100,
+    n_probes: int = 10,
+    trace_probes: int = 100,
+    probe_batch: int | None = None,
+    num_bins: int = 10000,
+    sigma_squared: float = 1e-5,
+    margin: float = 0.01,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    method: str = "auto",
+    seed: int = 0,
+) -> JointSpectrum:
+    """Native engine only: density, top-``k`` eigenpairs and trace from one set of SLQ
+    runs (``minima.hessian.joint``); the three results match ``top_eigen`` (same ``tol``
+    rule), ``trace`` (a standard error no larger than ``trace_probes`` plain probes') and
+    ``density`` (the same probes for the same seed)."""
+    op = HessianOperator(model, loss_fn, batches, dtype=dtype, device=device, method=method)
+    return joint_spectrum(
+        op,
+        top_k,
+        which=which,
+        tol=tol,
+        max_iter=max_iter,
+        n_steps=n_steps,
+        n_probes=n_probes,
+        trace_probes=trace_probes,
+        probe_batch=probe_batch,
+        seed=seed,
+        num_bins=num_bins,
+        sigma_squared=sigma_squared,
+        margin=margin,
+    )

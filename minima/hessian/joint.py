@@ -1,0 +1,265 @@
+"""One set of Lanczos runs for the whole spectrum analysis: density, top eigenpairs, trace.
+
+PyHessian (and the separate native calls) spend three budgets: power iteration for the
+top eigenvalues, Hutchinson probes for the trace and SLQ runs for the density. But the
+SLQ runs already hold the other two:
+
+- density: the SLQ nodes and weights themselves, exactly as ``slq_density`` (same
+  probes for the same seed, same smoothing);
+- top eigenpairs: each run's tridiagonal gives Ritz pairs; the wanted ones of the run
+  with the smallest residual estimates are formed from its Lanczos basis, their true
+  residuals ``||H u - theta u||`` computed (``k`` products) and compared with ``tol``
+  times the spectral norm (the rule of ``lanczos_eigen``). Only the pairs that fail are
+  refined: a Lanczos run on ``P H P`` (``P`` projects out the converged vectors) started
+  from the failed Ritz vectors;
+- trace: ``tr(U H U^T)`` of those eigenvectors is exact (``H U`` was just computed) and
+  Hutchinson samples only the deflated remainder (``minima.hessian.trace.deflated_trace``),
+  whose variance lacks the outliers' share. Probes are drawn until the standard error is
+  at most the one plain Hutchinson would have with ``trace_probes`` probes, estimated from
+  the SLQ runs' first Lanczos coefficients (``n alpha_0 = z^T H z`` for a Rademacher
+  ``z``: plain Hutchinson samples for free), and never beyond ``trace_probes``.
+
+Memory: like ``slq_density``, ``probe_batch * n_steps`` vectors of ``n_params`` entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from minima.hessian.eigen import EigenResult, _select
+from minima.hessian.hvp import HessianOperator
+from minima.hessian.lanczos import lanczos
+from minima.hessian.slq import DensityResult, smooth_density
+from minima.hessian.trace import TraceResult, deflated_trace, rademacher
+
+
+@dataclass
+class JointSpectrum:
+    """The three analyses of one joint run and what each cost.
+
+    Attributes:
+        eigen: top-``k`` eigenpairs (``n_hvp``: residual products plus refinement).
+        trace: deflated Hutchinson estimate (None when ``trace_probes`` is 0).
+        density: SLQ density.
+        n_hvp: products per part (``density``, ``eigen``, ``trace``) and ``total``.
+        errors: each estimate's error: ``eigen_max_residual``, ``trace_stderr``,
+            ``density_l1_stderr`` (the L1 norm of the pointwise standard error of the
+            probe mean, a scale for the density's sampling error).
+        details: refinement and stop-rule numbers (Ritz pairs converged from SLQ alone,
+            the trace's target standard error and its free plain-Hutchinson samples).
+    """
+
+    eigen: EigenResult
+    trace: TraceResult | None
+    density: DensityResult
+    n_hvp: dict[str, int]
+    errors: dict[str, float]
+    details: dict = field(default_factory=dict)
+
+
+def _ritz_from_runs(runs: list, k: int, which: str) -> tuple[Tensor, Tensor]:
+    """Wanted Ritz values and vectors of the run whose residual estimates are smallest."""
+    best = None
+    for res, p in runs:
+        for i in range(p):
+            m = res.lengths[i]
+            theta, S = torch.linalg.eigh(res.tridiagonal(i))
+            idx = _select(theta, min(k, m), which)
+            est = float((res.betas[i, m - 1] * S[-1, idx]).abs().max())
+            if best is None or est < best[0]:
+                best = (est, theta[idx], S[:, idx], res.basis[:m, i])
+    _, values, coeffs, basis = best
+    U = torch.einsum("mi,mn->in", coeffs.to(basis), basis)
+    return values, U / U.norm(dim=1, keepdim=True)
+
+
+def _refine(
+    op: HessianOperator,
+    kept: Tensor,
+    start: Tensor,
+    n_wanted: int,
+    which: str,
+    tol: float,
+    scale: float,
+    max_iter: int,
+) -> tuple[Tensor, Tensor, bool]:
+    """``n_wanted`` eigenpairs of ``P H P`` (``P = I - kept^T kept``) by Lanczos from the
+    sum of the ``start`` rows."""
+
+    def project(V: Tensor) -> Tensor:
+        return V - (V @ kept.T) @ kept if kept.shape[0] else V
+
+    def matmat(V: Tensor) -> Tensor:
+        return project(op.matmat(project(V)))
+
+    status = {"converged": False}
+
+    def stop(alphas: Tensor, betas: Tensor, j: int) -> bool:
+        if j + 1 < n_wanted:
+            return False
+        a, b = alphas[0], betas[0]
+        T = torch.diag(a) + torch.diag(b[:-1], 1) + torch.diag(b[:-1], -1)
+        theta, S = torch.linalg.eigh(T)
+        resid = (b[-1] * S[-1, _select(theta, n_wanted, which)]).abs()
+        status["converged"] = bool((resid <= tol * scale).all()) or float(b[-1]) == 0.0
+        return status["converged"]
+
+    v0 = project(start.sum(dim=0, keepdim=True))
+    res = lanczos(matmat, v0, max_iter, keep_basis=True, stop=stop)
+    m = res.lengths[0]
+    theta, S = torch.linalg.eigh(res.tridiagonal(0))
+    idx = _select(theta, min(n_wanted, m), which)
+    U = torch.einsum("mi,mn->in", S[:, idx].to(op.device, op.dtype), res.basis[:m, 0])
+    U = project(U)
+    return theta[idx], U / U.norm(dim=1, keepdim=True), status["converged"]
+
+
+def joint_spectrum(
+    op: HessianOperator,
+    top_k: int = 5,
+    *,
+    which: str = "LA",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    n_steps: int = 100,
+    n_probes: int = 10,
+    trace_probes: int = 100,
+    probe_batch: int | None = None,
+    seed: int = 0,
+    num_bins: int = 10000,
+    sigma_squared: float = 1e-5,
+    margin: float = 0.01,
+) -> JointSpectrum:
+    """Density, top-``k`` eigenpairs and trace of ``op`` from one set of SLQ runs.
+
+    Args:
+        op: the Hessian operator.
+        top_k: eigenpairs wanted (``which`` as in ``lanczos_eigen``: LA, SA or LM).
+        tol: residual tolerance relative to the spectral norm (as ``lanczos_eigen``).
+        max_iter: Lanczos steps of the refinement run, if one is needed.
+        n_steps, n_probes: SLQ steps per probe and probes (the density's settings).
+        trace_probes: the plain Hutchinson budget whose standard error the trace must
+            match, and its most deflated probes (0: no trace).
+        probe_batch: SLQ probes run side by side (all by default); also the trace's.
+        seed: seed of the probes (the density's probes are ``slq_nodes``' for this seed).
+        num_bins, sigma_squared, margin: the density's smoothing (``smooth_density``).
+    """
+    if top_k < 1 or n_probes < 1 or n_steps < 1:
+        raise ValueError(
+            f"top_k, n_probes and n_steps must be positive: {top_k, n_probes, n_steps}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    probe_batch = probe_batch or n_probes
+    start_count = op.n_hvp
+    nodes, weights, first_alpha, runs = [], [], [], []
+    for start in range(0, n_probes, probe_batch):
+        p = min(probe_batch, n_probes - start)
+        V = rademacher(p, op.n_params, generator=gen).to(op.device, op.dtype)
+        res = lanczos(op.matmat, V, n_steps, keep_basis=True)
+        for i in range(p):
+            theta, S = torch.linalg.eigh(res.tridiagonal(i))
+            nodes.append(theta.numpy())
+            weights.append((S[0] ** 2).numpy())
+        first_alpha.append(res.alphas[:, 0].clone())
+        if not runs:  # the first batch's bases give the Ritz vectors; free the others
+            runs.append((res, p))
+    n_density = op.n_hvp - start_count
+    grid, dens, variance = smooth_density(
+        nodes, weights, num_bins=num_bins, sigma_squared=sigma_squared, margin=margin
+    )
+    settings = {
+        "n_steps": n_steps,
+        "n_probes": n_probes,
+        "seed": seed,
+        "num_bins": num_bins,
+        "sigma_squared": sigma_squared,
+        "margin": margin,
+        "probes": "rademacher",
+    }
+    density = DensityResult(nodes, weights, grid, dens, variance, "native", settings)
+
+    # top eigenpairs: Ritz pairs of the SLQ runs, true residuals, refine the failures
+    before = op.n_hvp
+    values, U = _ritz_from_runs(runs, top_k, which)
+    del runs
+    HU = op.matmat(U)
+    resid = (HU - values.to(HU)[:, None] * U).norm(dim=1).double().cpu()
+    scale = max(float(np.abs(np.concatenate(nodes)).max()), float(values.abs().max())) or 1.0
+    ok = resid <= tol * scale
+    n_from_slq = int(ok.sum())
+    converged = bool(ok.all())
+    if not converged:
+        kept = U[ok]
+        new_values, new_U, converged = _refine(
+            op, kept, U[~ok], int((~ok).sum()), which, tol, scale, max_iter
+        )
+        values = torch.cat([values[ok], new_values])
+        U = torch.cat([kept, new_U])
+        order = _select(values, values.numel(), which)
+        values, U = values[order], U[order]
+        HU = op.matmat(U)
+        resid = (HU - values.to(HU)[:, None] * U).norm(dim=1).double().cpu()
+    eigen = EigenResult(
+        eigenvalues=values.numpy(),
+        eigenvectors=U,
+        residuals=resid.numpy(),
+        n_hvp=op.n_hvp - before,
+        converged=converged,
+        which=which,
+        backend="native",
+    )
+
+    # trace: exact on the eigenvectors, Hutchinson on the remainder, to the plain stderr
+    tr, details = None, {"eigen_from_slq": n_from_slq, "eigen_refined": top_k - n_from_slq}
+    if trace_probes > 0:
+        free = (torch.cat(first_alpha) * op.n_params).numpy()
+        target = float(free.std(ddof=1) / np.sqrt(trace_probes)) if free.size > 1 else None
+        Q, R = torch.linalg.qr(U.T)  # exact orthonormality for an unbiased exact part
+        Uo = Q.T.contiguous()
+        HUo = torch.linalg.solve_triangular(R.T, HU, upper=False)  # rows of H Q
+        tr = deflated_trace(
+            op,
+            Uo,
+            max(trace_probes, 2),
+            HU=HUo,
+            target_stderr=target,
+            min_probes=min(10, max(trace_probes, 2)),
+            probe_batch=probe_batch,
+            seed=seed + 1,
+        )
+        details.update({"trace_target_stderr": target, "trace_free_samples": free.tolist()})
+    n_hvp = {
+        "density": n_density,
+        "eigen": eigen.n_hvp,
+        "trace": tr.n_hvp if tr is not None else 0,
+    }
+    n_hvp["total"] = sum(n_hvp.values())
+    pointwise = np.std([_one_probe(density, i) for i in range(n_probes)], axis=0, ddof=1)
+    errors = {
+        "eigen_max_residual": float(eigen.residuals.max()),
+        "trace_stderr": tr.stderr if tr is not None else float("nan"),
+        "density_l1_stderr": float(np.trapezoid(pointwise / np.sqrt(n_probes), grid))
+        if n_probes > 1
+        else float("nan"),
+    }
+    return JointSpectrum(eigen, tr, density, n_hvp, errors, details)
+
+
+def _one_probe(density: DensityResult, i: int) -> np.ndarray:
+    """Probe ``i``'s own smoothed density on the joint grid (same variance, unnormalised)."""
+    diff = density.grid[:, None] - density.nodes[i][None, :]
+    var = density.sigma_squared
+    kernel = np.exp(-(diff**2) / (2 * var)) / np.sqrt(2 * np.pi * var)
+    return kernel @ density.weights[i]
+
+
+def density_l1(a: DensityResult, b: DensityResult) -> float:
+    """L1 distance between two densities, both evaluated on the union of their grids."""
+    grid = np.union1d(a.grid, b.grid)
+    fa = np.interp(grid, a.grid, a.density, left=0.0, right=0.0)
+    fb = np.interp(grid, b.grid, b.density, left=0.0, right=0.0)
+    return float(np.trapezoid(np.abs(fa - fb), grid))
