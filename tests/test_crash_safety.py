@@ -43,6 +43,8 @@ FAULTS = [
     "finish:checkpoint_linked@4",
     "finish.metrics:written",
     "finish.metrics:replaced",
+    "finish.steps:written",
+    "finish.steps:replaced",
     "final.weights:written",
     "final.weights:replaced",
     "final.sidecar:written",
@@ -66,7 +68,7 @@ def reference(inputs, tmp_path_factory) -> RunFiles:
 
 def snakemake_cleanup(files: RunFiles) -> None:
     """What Snakemake does after a failed job: delete every declared output."""
-    for path in (files.weights, files.sidecar, files.metrics):
+    for path in (files.weights, files.sidecar, files.metrics, files.steps):
         Path(path).unlink(missing_ok=True)
     shutil.rmtree(files.checkpoints, ignore_errors=True)
 
@@ -77,7 +79,7 @@ def assert_consistent(files: RunFiles) -> None:
         return
     meta = read_json(files.sidecar)
     assert meta["sha256"] == sha256_file(files.weights)
-    assert Path(files.metrics).exists()
+    assert Path(files.metrics).exists() and Path(files.steps).exists()
     listed = sorted(meta["checkpoints"])
     assert sorted(p.name for p in Path(files.checkpoints).glob("*.safetensors")) == listed
     for name in listed:
@@ -99,6 +101,7 @@ def assert_same_outputs(files: RunFiles, reference: RunFiles) -> None:
         pd.read_parquet(files.metrics).drop(columns=WALL_TIME_COLUMNS),
         pd.read_parquet(reference.metrics).drop(columns=WALL_TIME_COLUMNS),
     )
+    pd.testing.assert_frame_equal(pd.read_parquet(files.steps), pd.read_parquet(reference.steps))
     ours = sorted(p.name for p in Path(files.checkpoints).iterdir())
     assert ours == sorted(p.name for p in Path(reference.checkpoints).iterdir())
     for name in ours:

@@ -67,6 +67,7 @@ def run_files(folder: Path) -> RunFiles:
         metrics=folder / "metrics.parquet",
         checkpoints=folder / "checkpoints",
         work_dir=folder / ".partial",
+        steps=folder / "steps.parquet",
     )
 
 

@@ -157,6 +157,8 @@ def open_work_dir(work_dir: str | Path, parts: dict[str, str], label: str) -> No
 def remove_leftovers(files: RunFiles) -> list[Path]:
     """Delete temporary files of a killed job of this run (outputs and work folder)."""
     outputs = [files.weights, files.sidecar, files.metrics, files.checkpoints]
+    if files.steps is not None:
+        outputs.append(files.steps)
     removed = remove_stale_temporaries(outputs)
     work_dir = Path(files.work_dir)
     if work_dir.is_dir():
