@@ -21,12 +21,12 @@ def _override(tmp_path, text: str) -> str:
 
 def test_grid_search_is_a_target_of_its_own(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", "results/sweeps/e2/grid/best.json").stdout)
-    # 5 values per hyper-parameter (SGD-momentum: lr x momentum) x 5 repeats; no main run
+    # 5 values per hyper-parameter of each optimizer (their product) x 5 repeats; no main run
     assert jobs == {
         "download": 1,
         "split": 1,
         "init_weights": 5,
-        "sweep_train": (5 + 25 + 5 + 5 + 5) * 5,
+        "sweep_train": (5 + 25 + 5 + 125 + 125) * 5,
         "sweep_summary": 1,
     }
     everything = planned_jobs(snakemake(tmp_path, "-n").stdout)
@@ -37,7 +37,7 @@ def test_on_slurm_the_grid_search_packs_25_runs_per_job(tmp_path):
     profile = str(REPO / "profiles" / "slurm")
     out = snakemake(tmp_path, "-n", "--profile", profile, "results/sweeps/e2/grid/best.json")
     groups = out.stdout.count("Group job sweep_e2 ")
-    assert groups == 9  # 225 short runs in 9 SLURM jobs, not 225
+    assert groups == 57  # 1,425 short runs in 57 SLURM jobs, not 1,425
 
 
 def test_feed_makes_the_main_run_wait_for_the_winner(tmp_path):
@@ -46,7 +46,7 @@ def test_feed_makes_the_main_run_wait_for_the_winner(tmp_path):
         tmp_path, "-n", "results/runs/e2/resnet18/sgd/seed0/final.json", configfiles=(feed,)
     ).stdout
     jobs = planned_jobs(out)
-    assert jobs["sweep_summary"] == 1 and jobs["train"] == 1 and jobs["sweep_train"] == 225
+    assert jobs["sweep_summary"] == 1 and jobs["train"] == 1 and jobs["sweep_train"] == 1425
     assert "results/sweeps/e2/grid/best.json" in out
 
 
