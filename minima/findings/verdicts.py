@@ -192,16 +192,21 @@ def compare_ratio(
     return Judgement(decide(low, high, threshold, direction), ratio, low, high, n=n, method=method)
 
 
-def compare_every(values: Sequence[float], direction: str, threshold: float) -> Judgement:
-    """Judge "every value is ``direction`` than ``threshold``"; the range is the interval."""
+def compare_every(
+    values: Sequence[float], direction: str, threshold: float, *, shown: str | None = None
+) -> Judgement:
+    """Judge "every value is ``direction`` than ``threshold``"; the range is the interval.
+
+    ``shown``: the threshold as the tables show it (scaled units), used in the reason.
+    """
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return Judgement(INCONCLUSIVE, reason="no finite value")
+        return Judgement(INCONCLUSIVE, reason="no value (e.g. a change over a single epoch)")
     sign = _sign(direction)
     beyond = sign * (v - threshold) > 0
     verdict = SUPPORTED if beyond.all() else CONTRADICTED
-    reason = f"{int(beyond.sum())} of {v.size} values {direction} than {threshold:g}"
+    reason = f"{int(beyond.sum())} of {v.size} values {direction} than {shown or f'{threshold:g}'}"
     if v.size == 1:
         reason += " (n = 1: a single value)"
     worst = float(v.min() if sign > 0 else v.max())
