@@ -166,7 +166,7 @@ def compare_difference(
     n = min(len(a), len(b))
     if reason:
         effect = float(np.mean(a) - np.mean(b)) if n else math.nan
-        return Judgement(INCONCLUSIVE, effect, n=n, method="none", reason=reason)
+        return Judgement(INCONCLUSIVE, effect, n=n, method="", reason=reason)
     mean, low, high, p = (paired_t if paired else welch_t)(a, b)
     method = "paired t over seeds" if paired else "Welch t"
     return Judgement(decide(low, high, 0.0, direction), mean, low, high, p, n, method)
@@ -186,7 +186,7 @@ def compare_ratio(
     n = min(len(a), len(b))
     ratio = float(np.mean(a) / np.mean(b)) if n else math.nan
     if reason:
-        return Judgement(INCONCLUSIVE, ratio, n=n, method="none", reason=reason)
+        return Judgement(INCONCLUSIVE, ratio, n=n, method="", reason=reason)
     low, high = bootstrap_interval(lambda x, y: x.mean() / y.mean(), a, b, paired=paired, seed=seed)
     method = "bootstrap over seeds" + (" (paired)" if paired else "")
     return Judgement(decide(low, high, threshold, direction), ratio, low, high, n=n, method=method)
