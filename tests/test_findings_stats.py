@@ -159,3 +159,16 @@ def test_ratio_of_reported_delta_method():
     assert ratio == pytest.approx(14.26 / 11.30)
     assert std == pytest.approx(ratio * math.sqrt((3.27 / 14.26) ** 2 + (1.63 / 11.30) ** 2))
     assert reproduced.ratio_of_reported(2.0, None, 1.0, None) == (2.0, None)
+
+
+def test_change_over_one_epoch_has_no_value_and_is_inconclusive():
+    import pandas as pd
+
+    from minima.findings.quantities import RunData, metric_values
+
+    one = RunData(metrics=pd.DataFrame({"epoch": [1], "grad_norm": [0.5]}))
+    two = RunData(metrics=pd.DataFrame({"epoch": [1, 2], "grad_norm": [0.5, 0.2]}))
+    assert metric_values(one, "grad_norm", "change").size == 0
+    assert metric_values(two, "grad_norm", "change") == pytest.approx([-0.3])
+    judged = verdicts.compare_every([], "less", 0.0)
+    assert judged.verdict == "inconclusive" and "single epoch" in judged.reason

@@ -161,17 +161,17 @@ def _judge_pair(claim: Claim, runs: Runs, model: str, a: str, b: str) -> dict[st
 
 def _judge_every(claim: Claim, runs: Runs, model: str) -> list[dict[str, Any]]:
     parts = []
+    sign = ">" if claim.direction == "greater" else "<"
+    shown = _fmt(claim.threshold, claim.quantity)
     for run in claim.runs:
-        label = (
-            f"{run}: every value {'>' if claim.direction == 'greater' else '<'} {claim.threshold:g}"
-        )
+        label = f"{run}: every value {sign} {shown}"
         reason = runs.missing(model, run)
         if reason:
             judged = verdicts.Judgement(verdicts.NOT_RUN, reason=reason)
         else:
             values = runs.per_seed(claim.quantity, claim.quantity_spec, model, run)
             flat = np.concatenate(list(values.values())) if values else np.array([])
-            judged = verdicts.compare_every(flat, claim.direction, claim.threshold)
+            judged = verdicts.compare_every(flat, claim.direction, claim.threshold, shown=shown)
         parts.append({"model": model, "part": label, **judged.as_dict()})
     return parts
 

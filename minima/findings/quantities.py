@@ -65,8 +65,8 @@ def metric_values(data: RunData, column: str, at: str = "final") -> np.ndarray:
         return values[-1:]
     if at == "all":
         return values
-    if at == "change":
-        return values[-1:] - values[:1]
+    if at == "change":  # undefined over a single epoch: no value
+        return values[-1:] - values[:1] if values.size > 1 else np.array([])
     raise ValueError(f"at must be one of {METRIC_AT}, not {at!r}")
 
 

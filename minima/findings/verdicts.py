@@ -166,7 +166,7 @@ def compare_difference(
     n = min(len(a), len(b))
     if reason:
         effect = float(np.mean(a) - np.mean(b)) if n else math.nan
-        return Judgement(INCONCLUSIVE, effect, n=n, method="none", reason=reason)
+        return Judgement(INCONCLUSIVE, effect, n=n, method="", reason=reason)
     mean, low, high, p = (paired_t if paired else welch_t)(a, b)
     method = "paired t over seeds" if paired else "Welch t"
     return Judgement(decide(low, high, 0.0, direction), mean, low, high, p, n, method)
@@ -186,22 +186,27 @@ def compare_ratio(
     n = min(len(a), len(b))
     ratio = float(np.mean(a) / np.mean(b)) if n else math.nan
     if reason:
-        return Judgement(INCONCLUSIVE, ratio, n=n, method="none", reason=reason)
+        return Judgement(INCONCLUSIVE, ratio, n=n, method="", reason=reason)
     low, high = bootstrap_interval(lambda x, y: x.mean() / y.mean(), a, b, paired=paired, seed=seed)
     method = "bootstrap over seeds" + (" (paired)" if paired else "")
     return Judgement(decide(low, high, threshold, direction), ratio, low, high, n=n, method=method)
 
 
-def compare_every(values: Sequence[float], direction: str, threshold: float) -> Judgement:
-    """Judge "every value is ``direction`` than ``threshold``"; the range is the interval."""
+def compare_every(
+    values: Sequence[float], direction: str, threshold: float, *, shown: str | None = None
+) -> Judgement:
+    """Judge "every value is ``direction`` than ``threshold``"; the range is the interval.
+
+    ``shown``: the threshold as the tables show it (scaled units), used in the reason.
+    """
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return Judgement(INCONCLUSIVE, reason="no finite value")
+        return Judgement(INCONCLUSIVE, reason="no value (e.g. a change over a single epoch)")
     sign = _sign(direction)
     beyond = sign * (v - threshold) > 0
     verdict = SUPPORTED if beyond.all() else CONTRADICTED
-    reason = f"{int(beyond.sum())} of {v.size} values {direction} than {threshold:g}"
+    reason = f"{int(beyond.sum())} of {v.size} values {direction} than {shown or f'{threshold:g}'}"
     if v.size == 1:
         reason += " (n = 1: a single value)"
     worst = float(v.min() if sign > 0 else v.max())
