@@ -19,7 +19,9 @@ SLQ runs already hold the other two:
   the SLQ runs' first Lanczos coefficients (``n alpha_0 = z^T H z`` for a Rademacher
   ``z``: plain Hutchinson samples for free), and never beyond ``trace_probes``.
 
-Memory: like ``slq_density``, ``probe_batch * n_steps`` vectors of ``n_params`` entries.
+Memory: like ``slq_density``, ``probe_batch * n_steps`` vectors of ``n_params`` entries,
+twice that while later probe batches run (the first batch's basis is kept for the Ritz
+vectors).
 """
 
 from __future__ import annotations
