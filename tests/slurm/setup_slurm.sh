@@ -9,7 +9,7 @@
 # mostly wait, and a 2-core CI machine could otherwise run only two at once), most of its memory
 # and four fake GPUs (GRES backed by /dev/null, /dev/zero, /dev/full and /dev/urandom: SLURM
 # hands them out, accounts for them and sets CUDA_VISIBLE_DEVICES; nothing uses them). No
-# accounting database: job states come from squeue (MinJobAge keeps finished jobs there for 10
+# accounting database: job states come from squeue (MinJobAge keeps finished jobs there for 60
 # minutes). A job past its time limit is killed 5 s after its SIGTERM (KillWait), so the
 # time-out test need not wait long. Spool, state and logs go to STATE_DIR.
 #
@@ -81,7 +81,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-MinJobAge=600
+MinJobAge=3600
 KillWait=5
 OverTimeLimit=0
 EnforcePartLimits=ALL
