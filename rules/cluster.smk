@@ -23,6 +23,8 @@ localrules:
     paper_section,
     paper_overview,
     paper,
+    findings,
+    findings_glance,
 
 
 # Job group of the per-experiment CPU jobs (split, initial weights): the profile's

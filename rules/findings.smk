@@ -108,8 +108,8 @@ rule findings:
         csv=report(
             f"{FINDINGS_DIR}/verdicts.csv",
             caption="../report/findings.rst",
-            category="findings",
-            subcategory="{exp}",
+            category="{exp}",
+            subcategory="findings",
         ),
         reproduced=f"{FINDINGS_DIR}/reproduced.parquet",
         correlation=f"{FINDINGS_DIR}/correlation.parquet",
@@ -122,8 +122,8 @@ rule findings:
         png=report(
             "results/figures/{exp}/curvature_generalization.png",
             caption="../report/findings.rst",
-            category="findings",
-            subcategory="{exp}",
+            category="{exp}",
+            subcategory="findings",
         ),
     log:
         "logs/findings/{exp}.log",
