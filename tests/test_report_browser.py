@@ -66,7 +66,7 @@ def test_report_shows_every_figure_with_its_caption(chromium, tmp_path):
     targets += [f"results/tables/{e}/{n}.csv" for e, names in TABLES.items() for n in names]
     config = merged_config([REPO / "config.yaml", *(REPO / f for f in CONFIGS)])
     with_claims = [
-        e for e in sorted(set(FIGURES) | set(TABLES)) if config["experiments"][e]["claims"]
+        e for e in sorted(set(FIGURES) | set(TABLES)) if config["experiments"][e].get("claims")
     ]
     findings = [f"results/findings/{e}/verdicts.csv" for e in with_claims]
     findings += [f"results/figures/{e}/curvature_generalization.png" for e in with_claims]
