@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, ticker
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
@@ -322,11 +322,11 @@ def draw_line_search(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figu
                 chosen = (grids == grid) & np.isclose(pair["span"], span)
                 part = pair[chosen].sort_values("alpha")
                 _draw_curve(ax, part, look.color(key.run))
-                title = f"{_title(key, keys, look)}: step {step}, " + rf"$\lambda = {lam:.3g}$, "
+                title = f"{_title(key, keys, look)}: step {step}, " + rf"$\lambda = {lam:.3g}$"
+                title += "\n"
                 if grid == "log":
-                    positive = part["alpha"].abs()
-                    ax.set_xscale("symlog", linthresh=float(positive[positive > 0].min()))
-                    title += rf"search $|\alpha| \leq {span:g}$"
+                    _symlog_alpha(ax, part)
+                    title += rf"search, $|\alpha| \leq {span:g}$"
                     star = _star_of(stars.get(key), pair)
                     if star is not None:
                         ax.plot(
@@ -342,6 +342,28 @@ def draw_line_search(spec: Mapping[str, Any], inputs: Inputs, look: Any) -> Figu
                     ax.set_ylabel(r"$L(\theta - \alpha\,(g\cdot v)\,v)$")
                     ax.legend(loc="best")
     return fig
+
+
+def _symlog_alpha(ax: Axes, part: pd.DataFrame) -> None:
+    """A symlog alpha axis over the search grid, a few decades labelled; the y range kept
+    near L0, where the decreases are (a huge step's loss may be astronomically large)."""
+    size = part["alpha"].abs()
+    low, high = float(size[size > 0].min()), float(size.max())
+    ax.set_xscale("symlog", linthresh=low)
+    decades = np.arange(np.ceil(np.log10(low)), np.floor(np.log10(high)) + 1)
+    step = max(1, int(np.ceil(decades.size / 2)))
+    shown = 10.0 ** decades[::-1][::step]
+    ax.set_xticks(np.concatenate([-shown, [0.0], shown[::-1]]))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    exact = part["loss"].to_numpy(dtype=float)
+    at_zero = part.loc[part["alpha"] == 0, "loss"]
+    loss0 = float(at_zero.iloc[0]) if len(at_zero) else float(np.nanmin(exact))
+    finite = exact[np.isfinite(exact)]
+    if finite.size:
+        bottom = float(finite.min())
+        height = max(loss0 - bottom, 0.05 * abs(loss0), 1e-12)
+        ax.set_ylim(bottom - 0.2 * height, loss0 + height)
 
 
 def _grid_of(curve: pd.DataFrame) -> np.ndarray:
@@ -512,9 +534,13 @@ def _draw_summary(block: np.ndarray, frame: pd.DataFrame, zooms: list[float]) ->
             if zoom is not None:
                 ax.set_xlim(-zoom, zoom)
                 ax.set_title(rf"$|\lambda| \leq {zoom:g}$", loc="right")
-            else:
-                ax.set_xscale("symlog", linthresh=widest)
-                if name == "inverse_alpha":
+            else:  # symlog only where the data leave the widest zoom (else it is linear)
+                if np.nanmax(np.abs(lam)) > widest:
+                    ax.set_xscale("symlog", linthresh=widest)
+                if (
+                    name == "inverse_alpha"
+                    and np.nanmax(np.abs(y[np.isfinite(y)]), initial=0) > widest
+                ):
                     ax.set_yscale("symlog", linthresh=widest)
                 ax.set_title("all", loc="right")
             if ax is row[0]:
