@@ -124,16 +124,18 @@ def check_run(
 
 
 def check_device(device: str, visible_gpus: int | None) -> None:
-    """``device`` is auto | cpu | cuda | cuda:N, and a CUDA device asked for is there
-    (``visible_gpus``: what torch sees here; None where jobs run elsewhere, e.g. SLURM)."""
+    """``device`` is auto | cpu | cuda | cuda:N, and a ``cuda:N`` asked for is there
+    (``visible_gpus``: what torch sees here; None where jobs may run elsewhere). Plain
+    ``cuda`` means the job's own GPU (a SLURM or GPU-slot job sees only its own), which the
+    job itself checks when it starts."""
     if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
         raise ConfigError(f"device is {device!r}; allowed: auto, cpu, cuda, cuda:N")
-    if visible_gpus is None or not device.startswith("cuda"):
+    if visible_gpus is None or ":" not in device:
         return
-    index = int(device.partition(":")[2] or 0)
+    index = int(device.partition(":")[2])
     if index >= visible_gpus:
         seen = f"GPUs 0..{visible_gpus - 1}" if visible_gpus else "no GPU"
         raise ConfigError(
             f"device is {device!r}, but torch sees {seen} here; allowed: auto, cpu"
-            + (f", cuda, cuda:0..cuda:{visible_gpus - 1}" if visible_gpus else "")
+            + (f", cuda, cuda:0..cuda:{visible_gpus - 1}" if visible_gpus else ", cuda")
         )

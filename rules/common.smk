@@ -16,8 +16,9 @@ validate(config, "../schemas/config.schema.yaml")
 
 
 def _visible_gpus():
-    """GPUs torch sees here, where jobs run here (None under a cluster executor)."""
-    if not workflow.local_exec or not str(config["device"]).startswith("cuda"):
+    """GPUs torch sees here, for a `device: cuda:N` (None for a dry run, which may plan for
+    another machine)."""
+    if workflow.output_settings.dryrun or ":" not in str(config["device"]):
         return None
     import torch
 
