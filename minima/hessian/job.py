@@ -289,7 +289,11 @@ def spectrum_job(
         "method": hessian["hvp_method"],
         "seed": settings["seed"],
     }
-    if hessian["backend"] == "native" and settings["density"]:
+    if (
+        hessian["backend"] == "native"
+        and settings["density"]
+        and hessian["spectrum_engine"] == "joint"
+    ):
         return _joint_spectrum_output(model, batches, data, meta, settings, hessian, engine)
     seconds = {}
     started = time.perf_counter()
@@ -326,7 +330,8 @@ def spectrum_job(
             **engine,
         )
         seconds["trace"] = time.perf_counter() - started
-        tables["trace"] = pd.DataFrame({"probe": np.arange(tr.n_probes), "sample": tr.samples})
+        samples = tr.exact_part + np.asarray(tr.samples, dtype=float)
+        tables["trace"] = pd.DataFrame({"probe": np.arange(tr.n_probes), "sample": samples})
         trace_meta = {"estimate": tr.estimate, "stderr": tr.stderr, "n_probes": tr.n_probes}
         log.info("trace %.6g +- %.2g (%d probes)", tr.estimate, tr.stderr, tr.n_probes)
     density_meta = None
@@ -386,9 +391,10 @@ def _joint_spectrum_output(
     engine: Mapping[str, Any],
 ) -> AnalysisOutput:
     """The native spectrum from one set of SLQ runs (``minima.hessian.spectrum.joint``):
-    the same tables as the separate calls; the trace table holds the deflated remainder's
-    samples (the estimate adds ``trace.exact_part``). The metadata adds the products each
-    part used (``n_hvp``) and each estimate's error (``errors``)."""
+    the same tables as the separate calls. Each trace sample is the exact part on the top
+    eigenvectors (``trace.exact_part``) plus one probe of the deflated remainder, so the
+    table's mean is the estimate, as on the separate path. The metadata adds the products
+    each part used (``n_hvp``) and each estimate's error (``errors``)."""
     spec = settings["density"]
     started = time.perf_counter()
     res = joint(
@@ -423,7 +429,8 @@ def _joint_spectrum_output(
     )
     trace_meta = None
     if tr is not None:
-        tables["trace"] = pd.DataFrame({"probe": np.arange(tr.n_probes), "sample": tr.samples})
+        samples = tr.exact_part + np.asarray(tr.samples, dtype=float)
+        tables["trace"] = pd.DataFrame({"probe": np.arange(tr.n_probes), "sample": samples})
         trace_meta = {
             "estimate": tr.estimate,
             "stderr": tr.stderr,
