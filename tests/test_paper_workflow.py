@@ -83,9 +83,10 @@ def test_pdf_is_in_rule_all_only_when_paper_build_is_set(tmp_path):
     without = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY).stdout)
     assert "paper" not in without
     # every listed entry of the built experiments (e1, e2), each by the rule of its kind:
-    # E1's density, three landscapes and two lr-sweep figures, its spectrum and sweep tables
+    # E1's density, three landscapes, two lr-sweep figures and the per-step gradient norms,
+    # its spectrum and sweep tables
     counts = entry_counts(merged_config(*TINY), ("e1", "e2"))
-    assert counts == {"figure": 5, "analysis_figure": 6, "table": 3, "analysis_table": 2}
+    assert counts == {"figure": 4, "analysis_figure": 7, "table": 3, "analysis_table": 2}
     assert {rule: without[rule] for rule in counts} == counts
     with_pdf = planned_jobs(snakemake(tmp_path, "-n", configfiles=TINY_PAPER).stdout)
     assert with_pdf["paper"] == 1 and with_pdf["paper_section"] == 2

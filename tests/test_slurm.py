@@ -200,7 +200,7 @@ def submissions(output: str, local: set[str]) -> Counter:
 
 
 def test_small_jobs_never_become_slurm_jobs_of_their_own(paper_dry_run):
-    """The full paper under profiles/slurm: 115 submissions (257 before localrules and the
+    """The full paper under profiles/slurm: 127 submissions (257 before localrules and the
     prep/analysis groups). Data, figures, tables and the PDF run on the login node; splits
     and initial weights share one job; E1's and E5's analyses share a few."""
     local = local_rules()
@@ -218,9 +218,12 @@ def test_small_jobs_never_become_slurm_jobs_of_their_own(paper_dry_run):
     assert {name for name in counts if not name.startswith("group ")} == {"train"}
     assert counts["train"] == 2
     assert counts["group prep"] == 1  # 22 initial weights, 6 splits, 2 pretrained heads
-    assert counts["group analysis_e1"] == 2 and counts["group analysis_e5"] == 1
+    # E1's 36 LeNet-5 spectra, landscapes and sharpness analyses (minutes each), 12 a job
+    assert counts["group analysis_e1"] == 3 and counts["group analysis_e5"] == 1
     assert counts["group analysis_e4"] == 48  # hours each: one per job
-    assert sum(counts.values()) == 115
+    # E3: 4 networks (the pretrained pair skipped): 6 pairs + 4 self-comparisons x 3 measures
+    assert counts["group analysis_e3"] == 30
+    assert sum(counts.values()) == 127
 
 
 def test_slurm_profile_packs_short_runs_into_shared_jobs(paper_dry_run):

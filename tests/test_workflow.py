@@ -19,7 +19,7 @@ from tests.workflow_helpers import REPO, planned_jobs, snakemake
 def test_dry_run_plans_every_training_job_of_the_paper(tmp_path):
     result = snakemake(tmp_path, "-n")
     jobs = planned_jobs(result.stdout)
-    assert jobs["train"] == 12 + 50 + 6 + 24 + 1 + 1
+    assert jobs["train"] == 12 + 50 + 5 + 24 + 1 + 1  # E3: 5 runs (one normalization run)
     assert jobs["download"] == 2  # mnist and cifar10
     assert jobs["split"] == 6  # one per experiment
     assert jobs["init_weights"] == 3 + 10 + 1 + 3 * 2 + 1 + 1  # one per (experiment, model, seed)
@@ -54,8 +54,8 @@ def test_gpu_paper_profile_plans_full_mnist_and_synthetic_cifar(tmp_path):
     )
     jobs = planned_jobs(result.stdout)
     assert jobs["download"] == 1 and jobs["synthetic_cifar10"] == 1  # MNIST; no CIFAR-10
-    # E1 12, E2 50, E5 1, E3 6 (the pretrained pair skipped), E4 2 models x 4 x 2 seeds
-    assert jobs["train"] == 12 + 50 + 1 + 6 + 16
+    # E1 12, E2 50, E5 1, E3 5 (the pretrained pair skipped), E4 2 models x 4 x 2 seeds
+    assert jobs["train"] == 12 + 50 + 1 + 5 + 16
     assert jobs["sweep_train"] == 36 and jobs["paper"] == 1
     assert jobs["paper_section"] == 5
 
