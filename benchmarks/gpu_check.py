@@ -146,7 +146,7 @@ def check_inputs(steps: list[Step]) -> None:
             steps[-1].problems.append(f"config.yaml has no e2 run {name!r} (it has {list(runs)})")
     steps[-1].checks.append("the workflow plans the e2 runs (snakemake --dry-run)")
     planned = subprocess.run(
-        [*steps[-1].command[:3], "--dry-run", "--quiet", *steps[-1].command[3:]],
+        [*steps[-1].command, "--dry-run", "--quiet", "rules"],
         capture_output=True,
         text=True,
         cwd=ROOT,
