@@ -374,6 +374,7 @@ TIMEOUT_RUN = "results/runs/e1/lenet5/sgd/seed0"
 
 
 @pytest.mark.slow
+@pytest.mark.long  # SLURM time limits of 1, 2, 3 ... minutes: a quarter of an hour in all
 def test_timed_out_run_is_retried_with_more_time_and_resumes_to_identical_weights(
     slurm_cluster, tmp_path, monkeypatch
 ):
