@@ -55,6 +55,7 @@ rule spectrum:
             "probe_batch",
             "eigen_tol",
             "eigen_max_iter",
+            "spectrum_engine",
         ),
         model=model_spec,
         dataset=experiment_dataset,
