@@ -1,7 +1,5 @@
 """Rule `findings`: judge one experiment's claims from its runs' tables (minima.findings)."""
 
-import json
-
 from _job import start
 
 log = start(snakemake)
@@ -9,6 +7,7 @@ log = start(snakemake)
 from minima.findings.claims import parse_claims  # noqa: E402
 from minima.findings.figure import scatter  # noqa: E402
 from minima.findings.job import findings, load_runs  # noqa: E402
+from minima.io import write_json  # noqa: E402
 from minima.report.figures import save_figure  # noqa: E402
 from minima.report.files import atomic_path, write_text  # noqa: E402
 
@@ -37,7 +36,7 @@ for name in ("verdicts", "reproduced", "correlation", "points"):
     with atomic_path(out[name]) as tmp:
         result[name].to_parquet(tmp, index=False)
 write_text(out.csv, result["verdicts"].to_csv(index=False))
-write_text(out.json, json.dumps(result["json"], indent=2, default=str) + "\n")
+write_json(out.json, result["json"])  # strict JSON: NaN -> null, listed in non_finite
 write_text(out.table, result["table_tex"])
 write_text(out.reproduced_tex, result["reproduced_tex"])
 write_text(out.correlation_tex, result["correlation_tex"])

@@ -437,11 +437,13 @@ def test_e4_sharpness_and_top_eigenvalue(e5_results):
     spectrum = e5_results / "results/analysis/spectrum/e4/lenet5/sgd_sam/seed0"
     eig = pd.read_parquet(spectrum / "eigenvalues.parquet")
     assert len(eig) == 1
-    for name in ("trace", "density", "density_nodes"):  # not asked for: empty, with columns
+    trace = pd.read_parquet(spectrum / "trace.parquet")  # as E1's (G4): one sample per probe
+    assert len(trace) == 8 and list(trace.columns) == list(SPECTRUM_TABLES["trace"])
+    for name in ("density", "density_nodes"):  # not asked for: empty, with columns
         empty = pd.read_parquet(spectrum / f"{name}.parquet")
         assert len(empty) == 0 and list(empty.columns) == list(SPECTRUM_TABLES[name])
     spectrum_meta = _json(spectrum / "spectrum.json")
-    assert spectrum_meta["trace"] is None and spectrum_meta["density"] is None
+    assert spectrum_meta["trace"] is not None and spectrum_meta["density"] is None
 
 
 # ---- bad input, on the tiny E5 run's files ----
@@ -456,7 +458,11 @@ def _e5_job_args(work: Path, **settings_changes) -> dict:
         "maxiter": None,
         "ncv": None,
         "seed": 0,
-        "line_search": {"spans": [0.1], "points": 3},
+        "line_search": {
+            "spans": [0.1],
+            "points": 3,
+            "search": {"min": 1e-3, "max": 1e3, "per_decade": 2, "rtol": 1e-6},
+        },
     }
     config.update(settings_changes)
     return {

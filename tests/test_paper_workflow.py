@@ -167,13 +167,15 @@ def test_tiny_paper_tables_equal_aggregates_of_the_run_tables(built):
 
 @pytest.mark.slow
 def test_tiny_paper_analysis_entries_come_from_their_analyses(built):
-    # the landscape figures draw one seed's model (the lowest): only its landscapes were made
+    # the landscape figures draw the lowest seed's model; the findings read every seed's
+    # landscape (E1-C8/C9 compare runs over seeds): one landscape per (run, seed)
     landscapes = sorted(
         built.glob("results/analysis/landscape/e1/lenet5/*/seed*/landscape.parquet")
     )
     runs = list(merged_config(*TINY_PAPER)["experiments"]["e1"]["runs"])
-    assert sorted(p.parent.parent.name for p in landscapes) == sorted(runs)
-    assert {p.parent.name for p in landscapes} == {"seed0"}
+    assert sorted((p.parent.parent.name, p.parent.name) for p in landscapes) == sorted(
+        (run, f"seed{seed}") for run in runs for seed in (0, 1)
+    )
     for name in ("landscape", "landscape_gradient", "landscape_random"):
         assert (built / f"results/figures/e1/{name}.pdf").stat().st_size > 0
     # the spectrum table is the mean +- std over both seeds of each run's top eigenvalue

@@ -108,6 +108,7 @@ def test_report_shows_every_figure_with_its_caption(chromium, tmp_path):
     assert findings  # the tiny config judges E1's claims: the findings are in the report too
     for file in findings:
         exp = file.split("/")[2]
+        assert rows[file]["subcategory"] == "findings"  # beside the experiment's figures
         described = rows[file]["caption"].split("DESCRIPTION", 1)[1]
         assert f"Findings of {exp}: each claim of the study" in described
 
