@@ -27,6 +27,8 @@ def table_rows(table_tex: str) -> dict[str, list[str]]:
 def paragraph_claims(section_tex: str, ids: list[str]) -> dict[str, str]:
     """Claim id -> its sentence in the findings paragraph."""
     paragraph = section_tex.split(r"\paragraph{Findings.}", 1)[1].split("\n\n", 1)[0]
+    # the closing pointer to the table is no claim's (its label holds the experiment's digit)
+    paragraph = re.sub(r"\s*Table~\\ref\{[^}]*\} lists them\.\s*$", "", paragraph)
     starts = sorted((paragraph.index(f"{cid} ("), cid) for cid in ids)
     out = {}
     for (start, cid), nxt in zip(starts, [*starts[1:], (len(paragraph), None)], strict=True):
