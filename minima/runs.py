@@ -7,7 +7,7 @@ can never disagree about what a run is. Pure functions of the config dict: no I/
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,8 @@ def resolve_run(config: Mapping[str, Any], key: RunKey) -> dict[str, Any]:
 
 # Settings that change how a job runs, never what it computes. The one list of them: they are
 # left out of the params that Snakemake compares (editing one reruns nothing), and the train
-# script takes them from the config itself (``with_runtime_settings``).
+# and analysis scripts take them from the config itself (``with_runtime_settings``,
+# ``with_runtime_hessian``).
 NON_RESULT_SETTINGS = {
     "training.progress_seconds": "how often a progress line is logged within an epoch",
     "training.eval_batch_size": (
@@ -111,9 +112,25 @@ NON_RESULT_SETTINGS = {
         "uninterrupted one"
     ),
     "resources.<family>.threads": "a job's threads (a directive, never a param): speed only",
+    "hessian.batch_size": (
+        "examples per pass inside one Hessian-vector product: memory only, the Hessian is that "
+        "of the mean over all examples (tests/test_hessian_hvp.py: unequal batches give the "
+        "dense Hessian)"
+    ),
+    "hessian.chunk_size": (
+        "parameter points per vmap call of landscapes and line searches: memory only "
+        "(tests/test_landscape.py: batched points equal point-by-point evaluation)"
+    ),
+    "hessian.hvp_method": (
+        "how a Hessian-vector product is computed (forward-over-reverse or double backward): "
+        "the same product (tests/test_hessian_hvp.py: each equals the dense Hessian)"
+    ),
 }
 RUNTIME_TRAINING_KEYS = tuple(
     key.removeprefix("training.") for key in NON_RESULT_SETTINGS if key.startswith("training.")
+)
+RUNTIME_HESSIAN_KEYS = tuple(
+    key.removeprefix("hessian.") for key in NON_RESULT_SETTINGS if key.startswith("hessian.")
 )
 
 
@@ -150,3 +167,17 @@ def with_runtime_settings(run: Mapping[str, Any], config: Mapping[str, Any]) -> 
         **{key: config["training"][key] for key in RUNTIME_TRAINING_KEYS},
     }
     return settings
+
+
+def result_hessian(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The named keys of config ``hessian`` as an analysis rule's param: canonical, and
+    without the memory/speed settings of ``NON_RESULT_SETTINGS``."""
+    return canonical(
+        {key: config["hessian"][key] for key in keys if key not in RUNTIME_HESSIAN_KEYS}
+    )
+
+
+def with_runtime_hessian(hessian: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """``hessian`` (a param of ``result_hessian``) with the config's memory/speed settings put
+    back: what an analysis job needs to run."""
+    return {**hessian, **{key: config["hessian"][key] for key in RUNTIME_HESSIAN_KEYS}}

@@ -511,8 +511,9 @@ def curvature_settings(kind, keys=None, drop=()):
 
 
 def hessian_engine(*keys):
-    """Params value: the named keys of config `hessian` (only those the rule uses)."""
-    return runs.canonical({key: config["hessian"][key] for key in keys})
+    """Params value: the named keys of config `hessian` (only those the rule uses), without
+    the memory/speed ones (runs.NON_RESULT_SETTINGS): the script adds them back."""
+    return runs.result_hessian(config, keys)
 
 
 def run_std_scale(wildcards):

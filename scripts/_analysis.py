@@ -6,6 +6,7 @@ import torch
 
 from minima.device import resolve_device
 from minima.hessian.job import write_output
+from minima.runs import with_runtime_hessian
 
 
 def run_final_model_analysis(snakemake, job) -> None:
@@ -23,7 +24,7 @@ def run_final_model_analysis(snakemake, job) -> None:
         split=snakemake.input.split,
         std_scale=snakemake.params.std_scale,
         settings=snakemake.params.settings,
-        hessian=snakemake.params.hessian,
+        hessian=with_runtime_hessian(snakemake.params.hessian, snakemake.config),
         device=device,
     )
     write_output(

@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from minima.device import resolve_device  # noqa: E402
 from minima.hessian.job import eigenpairs_job, write_output  # noqa: E402
+from minima.runs import with_runtime_hessian  # noqa: E402
 
 started = time.perf_counter()
 torch.set_num_threads(snakemake.threads)
@@ -26,7 +27,7 @@ output = eigenpairs_job(
     split=snakemake.input.split,
     std_scale=snakemake.params.std_scale,
     settings=snakemake.params.settings,
-    hessian=snakemake.params.hessian,
+    hessian=with_runtime_hessian(snakemake.params.hessian, snakemake.config),
     device=device,
 )
 write_output(

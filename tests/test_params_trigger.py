@@ -35,6 +35,17 @@ EXPERIMENT = {
         "adam": {"optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999]}},
         "sgd_from_adam": {"optimizer": {"name": "sgd", "lr": 0.01}, "init_from": "adam"},
     },
+    "analyses": {  # one analysis job, so the hessian settings reach a rule's params
+        "spectrum": {
+            "runs": ["adam"],
+            "examples": 100,
+            "subset_seed": 0,
+            "top_k": 1,
+            "trace_probes": 0,
+            "density": None,
+            "seed": 0,
+        }
+    },
 }
 BASE = {
     "build_experiments": ["rt"],
@@ -99,6 +110,13 @@ def test_every_non_result_setting_has_its_reason_and_reaches_training():
     assert list(param) == sorted(param) and list(param["optimizer"]) == sorted(run["optimizer"])
     # the job gets the full run back, equal to the resolved one
     assert runs.with_runtime_settings(param, config) == runs.canonical(run)
+    # the analyses' memory/speed settings likewise: out of the param, back in the job
+    assert set(runs.RUNTIME_HESSIAN_KEYS) == {"batch_size", "chunk_size", "hvp_method"}
+    keys = ("backend", "dtype", "batch_size", "hvp_method", "chunk_size")
+    hessian = runs.result_hessian(config, keys)
+    assert list(hessian) == ["backend", "dtype"]
+    full = runs.with_runtime_hessian(hessian, config)
+    assert {key: full[key] for key in keys} == {key: config["hessian"][key] for key in keys}
 
 
 @pytest.mark.parametrize(
@@ -109,6 +127,10 @@ def test_every_non_result_setting_has_its_reason_and_reaches_training():
         ("training.eval_batch_size", changed("training.eval_batch_size", 37)),
         ("training.resume_every_epochs", changed("training.resume_every_epochs", 5)),
         ("resources.train.threads", changed("resources.train.threads", 3)),
+        ("resources.analysis.threads", changed("resources.analysis.threads", 3)),
+        ("hessian.batch_size", changed("hessian.batch_size", 37)),
+        ("hessian.chunk_size", changed("hessian.chunk_size", 3)),
+        ("hessian.hvp_method", changed("hessian.hvp_method", "double_backward")),
     ],
 )
 def test_plans_no_job(finished, tmp_path, name, config):
@@ -123,9 +145,12 @@ def test_changed_lr_plans_that_run_and_its_dependents_only(finished, tmp_path):
     )
     jobs = [job for job in jobs if job["rule"] != "all"]
     assert sorted((job["rule"], job["wildcards"]) for job in jobs) == [
+        ("spectrum", "exp=rt, model=lenet5, run=adam, seed=0"),
         ("train", "exp=rt, model=lenet5, run=adam, seed=0"),
         ("train", "exp=rt, model=lenet5, run=sgd_from_adam, seed=0"),
     ]
-    reasons = {job["wildcards"].split("run=")[1]: job["reason"] for job in jobs}
+    reasons = {
+        job["wildcards"].split("run=")[1]: job["reason"] for job in jobs if job["rule"] == "train"
+    }
     assert reasons["adam, seed=0"].startswith("Params have changed")
     assert "Input files updated by another job" in reasons["sgd_from_adam, seed=0"]
