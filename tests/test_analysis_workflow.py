@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ E5 = "results/analysis/eigenpairs/e5/lenet5/rmsprop/seed0"
 E5_RUN = "results/runs/e5/lenet5/rmsprop/seed0"
 E5_STEPS = (0, 2, 6)
 E5_FIGURES = ("eigenvalues", "line_search", "line_search_summary")  # config.yaml's e5 entries
+PDF = "results/paper/paper.pdf"
+NO_TEX = shutil.which("latexmk") is None or shutil.which("pdflatex") is None
 
 
 def _extra_config(tmp_path: Path, name: str, text: str) -> str:
@@ -278,6 +281,8 @@ def e5_results(tmp_path_factory):
         "results/findings/e4/verdicts.json",
         "results/findings/e5/verdicts.json",
     ]
+    if not NO_TEX:  # E4's and E5's claims through the paper rule too (their findings sections)
+        targets.append(PDF)
     snakemake(work, *targets, configfiles=TINY_E5, timeout=1200)
     return work
 
@@ -419,6 +424,28 @@ def test_e4_e5_findings_from_their_analyses(e5_results):
         section = (e5_results / f"results/paper/sections/findings_{exp}.tex").read_text()
         table = (e5_results / f"results/tables/{exp}/findings.tex").read_text()
         check_paragraph_against_table(section, table)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(NO_TEX, reason="latexmk/pdflatex not installed: no PDF (make tex)")
+def test_e4_e5_claims_reach_the_paper(e5_results):
+    """The paper rule's PDF of the tiny E4 + E5 build states their findings, verdict words and
+    the stand-in mark included."""
+    pdf = e5_results / PDF
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed: the PDF's text cannot be read")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    text = " ".join(text.split())
+    assert "Findings at a glance" in text
+    for exp in ("e4", "e5"):
+        facts = json.loads((e5_results / f"results/findings/{exp}/verdicts.json").read_text())
+        for claim in facts["claims"]:
+            assert f"{claim['claim']} (" in text, claim["claim"]  # in its findings paragraph
+    e5 = json.loads((e5_results / "results/findings/e5/verdicts.json").read_text())
+    c7 = next(c for c in e5["claims"] if c["claim"] == "E5-C7")
+    assert f"E5-C7 ({c7['statement'].rstrip('.')}): {c7['verdict']}" in text
+    assert "stand-in" in text  # E4 ran on generated images: said so
 
 
 @pytest.mark.slow
