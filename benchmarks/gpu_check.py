@@ -21,6 +21,7 @@ Usage: ``python benchmarks/gpu_check.py [--dry-run] [--out FILE] [--budget SECON
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -64,8 +65,10 @@ def _flags(args: list[str]) -> list[str]:
     return [a for a in args if a.startswith("--")]
 
 
+@functools.cache
 def _help_text(script: Path) -> str:
-    """The script's ``--help`` output (what it printed, should it not exit in time)."""
+    """The script's ``--help`` output (what it printed, should it not exit in time); asked
+    once per script and process (each start imports torch: seconds)."""
     try:
         out = subprocess.run(
             [PYTHON, str(script), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300

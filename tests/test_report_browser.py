@@ -59,9 +59,8 @@ def _headless(chromium: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_report_shows_every_figure_with_its_caption(chromium, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
+def test_report_shows_every_figure_with_its_caption(chromium, tiny_built, tmp_path):
+    work = tiny_built  # the tiny workflow, built once for the session (conftest)
     targets = [f"results/figures/{e}/{n}.png" for e, names in FIGURES.items() for n in names]
     targets += [f"results/tables/{e}/{n}.csv" for e, names in TABLES.items() for n in names]
     config = merged_config([REPO / "config.yaml", *(REPO / f for f in CONFIGS)])
@@ -71,14 +70,14 @@ def test_report_shows_every_figure_with_its_caption(chromium, tmp_path):
     findings = [f"results/findings/{e}/verdicts.csv" for e in with_claims]
     findings += [f"results/figures/{e}/curvature_generalization.png" for e in with_claims]
     targets += findings
-    snakemake(work, *targets, configfiles=CONFIGS, timeout=900)
-    snakemake(work, "--report", "report.html", *targets, configfiles=CONFIGS)
+    report = tmp_path / "report.html"
+    snakemake(work, "--report", str(report), *targets, configfiles=CONFIGS)
 
     # the reader's script, after the report's own code
     categories = sorted(set(FIGURES) | set(TABLES))
     reader = (REPO / "tests" / "report" / "reader.js").read_text()
     reader = reader.replace("__CATEGORIES__", json.dumps(categories))
-    page = (work / "report.html").read_text()
+    page = report.read_text()
     cut = page.rfind("</body>")
     read = tmp_path / "report_read.html"
     read.write_text(page[:cut] + f"<script>\n{reader}</script>\n" + page[cut:])

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from minima import resource_usage as ru
-from tests.workflow_helpers import REPO, snakemake
+from tests.workflow_helpers import REPO
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 RESOURCES = {
@@ -80,34 +80,38 @@ def test_unmeasured_values_are_said_so(tmp_path):
 
 
 @pytest.mark.slow
-def test_summary_of_a_tiny_run(tmp_path, monkeypatch, capsys):
-    """The tiny E1's benchmark files: one training run and its spectrum, read back exactly."""
-    work = tmp_path / "work"
-    work.mkdir()
-    snakemake(
-        work,
-        "results/analysis/spectrum/e1/lenet5/sgd/seed0/spectrum.json",
-        configfiles=("tests/configs/tiny.yaml",),
-        timeout=900,
-    )
+def test_summary_of_a_tiny_run(tiny_built, monkeypatch, capsys):
+    """The tiny workflow's benchmark files (one per train and analysis job), read back
+    exactly: each family's largest wall time, memory and CPU time are those of its files."""
+    work = tiny_built  # the whole tiny workflow, built once for the session (conftest)
     root = work / "results" / "benchmarks"
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*.tsv"))
-    assert files == ["spectrum/e1/lenet5/sgd/seed0.tsv", "train/e1/lenet5/sgd/seed0.tsv"]
-    with (root / files[1]).open() as handle:  # Snakemake's own columns
-        (measured,) = list(csv.DictReader(handle, delimiter="\t"))
+    assert "train/e1/lenet5/sgd/seed0.tsv" in files
+    assert "spectrum/e1/lenet5/sgd/seed0.tsv" in files
+    assert {f.split("/")[0] for f in files} <= set(ru.RULE_FAMILIES)
+    measured = {}  # (family, experiment) -> Snakemake's own columns of each of its files
+    for name in files:
+        rule, exp = name.split("/")[:2]
+        with (root / name).open() as handle:
+            (row,) = list(csv.DictReader(handle, delimiter="\t"))
+        measured.setdefault((ru.RULE_FAMILIES[rule], exp), []).append(row)
     resources = ru.load_resources([REPO / "config.yaml", REPO / "tests/configs/tiny.yaml"])
-    rows = {r.family: r for r in ru.summarize(ru.read_benchmarks(root), resources)}
-    train = rows["train"]
-    assert train.experiment == "e1" and train.jobs == 1
-    assert train.max_wall_s == float(measured["s"]) > 0
-    assert train.max_rss_mb == float(measured["max_rss"]) > 50  # torch alone is more than this
-    assert train.max_cpu_s == float(measured["cpu_time"]) > 0
+    rows = {(r.family, r.experiment): r for r in ru.summarize(ru.read_benchmarks(root), resources)}
+    assert set(rows) == set(measured)
+    for key, items in measured.items():
+        usage = rows[key]
+        assert usage.jobs == len(items)
+        assert usage.max_wall_s == max(float(r["s"]) for r in items) > 0
+        assert usage.max_cpu_s == max(float(r["cpu_time"]) for r in items) > 0
+    train = rows[("train", "e1")]
+    assert train.max_rss_mb == max(float(r["max_rss"]) for r in measured[("train", "e1")])
+    assert train.max_rss_mb > 50  # torch alone is more than this
     # tiny.yaml asks 2,000 MB and 1 thread; config.yaml's E1 override 30 min: seconds used
     assert train.request == {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
     assert train.time == "too loose" and train.suggestion["runtime"] == 5
-    assert rows["analysis"].request["mem_mb"] == 4000  # E1's analysis override
+    assert rows[("analysis", "e1")].request["mem_mb"] == 4000  # E1's analysis override
     # the command line of `make resources`
     monkeypatch.chdir(work)
     configs = [str(REPO / "config.yaml"), str(REPO / "tests/configs/tiny.yaml")]
     assert ru.main(["--config", *configs]) == 0
-    assert "| train | e1 | 1 |" in capsys.readouterr().out
+    assert f"| train | e1 | {train.jobs} |" in capsys.readouterr().out

@@ -94,8 +94,8 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_workflow_end_to_end(tmp_path):
-    snakemake(tmp_path, configfiles=("tests/configs/tiny.yaml",), timeout=900)
+def test_tiny_workflow_end_to_end(tiny_built):
+    tmp_path = tiny_built  # the whole tiny workflow, built once for the session (conftest)
     runs = tmp_path / "results" / "runs"
     for run in ("sgd", "adagrad", "adam", "adahessian"):
         folder = runs / "e1" / "lenet5" / run / "seed0"

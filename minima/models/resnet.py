@@ -7,14 +7,18 @@ The network is torchvision's own (He et al. 2016); only the stem is adapted:
 from scratch (E4; 11,173,962 parameters with 3 channels).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision.models import ResNet
-from torchvision.models import resnet18 as tv_resnet18
 
 from minima.models._options import check_choice
+
+if TYPE_CHECKING:
+    from torchvision.models import ResNet
 
 STEMS = ("imagenet", "cifar")
 
@@ -47,6 +51,9 @@ def resnet18(
     """
     del image_size
     check_choice("stem", stem, STEMS)
+    # imported here: torchvision costs seconds to import, and config checks load this module
+    from torchvision.models import resnet18 as tv_resnet18
+
     model = tv_resnet18(weights=None, num_classes=num_classes)
     if stem == "cifar":
         model.conv1 = _stem_conv(in_channels, kernel=3, stride=1)

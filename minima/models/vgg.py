@@ -5,7 +5,6 @@ Zisserman 2015; ``torchvision.models.vgg.make_layers``), built as ``vgg16_bn`` b
 """
 
 from torch import Tensor, nn
-from torchvision.models.vgg import cfgs, make_layers
 
 
 class VGG16CIFAR(nn.Module):
@@ -43,6 +42,8 @@ def vgg16(*, in_channels: int = 3, image_size: int = 32, num_classes: int = 10) 
         raise ValueError(
             f"vgg16 needs image_size a multiple of 32 (five 2x2 pools), got {image_size}"
         )
+    from torchvision.models.vgg import cfgs, make_layers  # here: torchvision is slow to import
+
     features = make_layers(cfgs["D"], batch_norm=True)
     if in_channels != 3:
         features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
