@@ -22,5 +22,5 @@ def tiny_built(tmp_path_factory) -> Path:
     from tests.workflow_helpers import snakemake
 
     work = tmp_path_factory.mktemp("tiny")
-    snakemake(work, configfiles=TINY, timeout=900)
+    snakemake(work, configfiles=TINY, timeout=1800)  # minutes; far more on a loaded machine
     return work

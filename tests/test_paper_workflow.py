@@ -100,7 +100,7 @@ def built(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("paper")
     # the paper target: its figures, tables, sections and the runs they need (not the analyses
     # of rule all, which other stages test)
-    snakemake(workdir, PDF, configfiles=TINY_PAPER, timeout=900)
+    snakemake(workdir, PDF, configfiles=TINY_PAPER, timeout=1800)  # ~10 min on 2 idle cores
     return workdir
 
 
