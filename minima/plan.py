@@ -99,20 +99,26 @@ def skipped_runs(config: Mapping[str, Any]) -> dict[str, str]:
     return skipped
 
 
-def similarity_runs(config: Mapping[str, Any], experiment: str) -> list[str]:
+def similarity_runs(
+    config: Mapping[str, Any], experiment: str, *, with_skipped: bool = False
+) -> list[str]:
     """Runs of ``experiment`` compared layer by layer (config ``analyses.similarity.runs``),
-    without the skipped ones."""
+    without the skipped ones (``with_skipped``: all, as configured)."""
     section = config["experiments"][experiment].get("analyses", {}).get("similarity")
     if not section:
         return []
-    return [run for run in section["runs"] if not skip_reason(config, experiment, run)]
+    return [
+        run for run in section["runs"] if with_skipped or not skip_reason(config, experiment, run)
+    ]
 
 
-def similarity_pairs(config: Mapping[str, Any], experiment: str) -> list[tuple[str, str]]:
+def similarity_pairs(
+    config: Mapping[str, Any], experiment: str, *, with_skipped: bool = False
+) -> list[tuple[str, str]]:
     """Every unordered pair of compared runs, in config order; with ``self_pairs`` each run
     also with itself (its layer x layer map, from which the study reads how its own late
     layers differ), first in its row."""
-    runs = similarity_runs(config, experiment)
+    runs = similarity_runs(config, experiment, with_skipped=with_skipped)
     section = config["experiments"][experiment].get("analyses", {}).get("similarity") or {}
     first = 0 if section.get("self_pairs", False) else 1
     return [(a, b) for i, a in enumerate(runs) for b in runs[i + first :]]

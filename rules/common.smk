@@ -653,7 +653,18 @@ def findings_inputs(wildcards):
             for k in keys
             if k.run in covered
         ]
+    inputs["tables"] = findings_table_paths(exp)
     return inputs
+
+
+def findings_table_paths(exp):
+    """The experiment's shared tables (lr sweep summary, similarity) its claims read."""
+    paths = []
+    for claim in findings_claims.parse_claims(config, exp):
+        if findings_quantities.is_table_quantity(claim.quantity):
+            quantity = findings_quantities.TABLE_QUANTITIES[claim.quantity]
+            paths += quantity.paths(config, exp, claim.quantity_spec)
+    return [f"results/{p}.parquet" for p in dict.fromkeys(paths)]
 
 
 def findings_init(wildcards):

@@ -6,13 +6,14 @@ log = start(snakemake)
 
 from minima.findings.claims import parse_claims  # noqa: E402
 from minima.findings.figure import scatter  # noqa: E402
-from minima.findings.job import findings, load_runs  # noqa: E402
+from minima.findings.job import findings, load_runs, load_tables  # noqa: E402
 from minima.io import write_json  # noqa: E402
 from minima.report.figures import save_figure  # noqa: E402
 from minima.report.files import atomic_path, write_text  # noqa: E402
 
 exp = snakemake.wildcards.exp
 analyses = {k: v for k, v in snakemake.input.items() if "__" in k}
+tables = load_tables(snakemake.input.get("tables", []))
 data = load_runs(snakemake.input.metrics, snakemake.input.finals, analyses)
 out = snakemake.output
 result = findings(
@@ -25,6 +26,7 @@ result = findings(
     init=snakemake.params.init,
     stand_in=snakemake.params.stand_in,
     not_testable=snakemake.params.not_testable,
+    tables=tables,
     paths={
         "table": out.table,
         "reproduced": out.reproduced_tex,

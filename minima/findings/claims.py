@@ -3,13 +3,17 @@
 ``experiments.<exp>.claims.<id>`` (ids as in the claims list: E1-C3, G1...) holds:
 
 * ``statement``: the claim in one sentence; ``source``: the study's figure or table;
-* ``quantity``: ``{name, at}``: a ``metrics.parquet`` column (``at``: final | all | change,
-  default final) or a derived / analysis quantity of ``minima.findings.quantities``;
+* ``quantity``: ``{name, at, ...}``: a ``metrics.parquet`` column (``at``: final | all |
+  change, default final), a derived / analysis quantity of ``minima.findings.quantities``
+  (its options, e.g. ``target``, beside the name), or a quantity of an experiment's shared
+  tables (``minima.findings.table_quantities``: lr sweep, similarity; kind ``every`` only);
 * ``comparison``: ``kind`` and its keys:
     - ``difference``: ``pairs: [[A, B], ...]``, ``direction`` (A greater | less than B);
     - ``order``: ``runs: [A, B, C]`` (A > B > C for ``direction: greater``), judged pairwise;
     - ``ratio``: ``pairs``, ``direction``, ``threshold`` (mean A / mean B vs it, default 1);
     - ``every``: ``runs`` (null: all), ``direction``, ``threshold``: every value beyond it;
+    - ``gain``: ``pairs: [[A1, B1], [A2, B2]]``: the gain A1 - B1 against A2 - B2;
+      ``direction``: equal (within ``margin``, an equivalence claim) | greater | less;
     - ``correlation``: ``against`` (another quantity), ``direction``: positive | negative |
       none: Kendall's tau across every completed run;
     - ``reported``: no verdict, only the reported-vs-reproduced rows;
@@ -31,11 +35,13 @@ from typing import Any
 
 from minima import plan
 from minima.findings import quantities
+from minima.findings.table_quantities import TABLE_QUANTITIES, check_table_quantity
 from minima.plan import ConfigError
 
-KINDS = ("difference", "order", "ratio", "every", "correlation", "reported")
+KINDS = ("difference", "order", "ratio", "gain", "every", "correlation", "reported")
 DIRECTIONS = {
     "difference": ("greater", "less"),
+    "gain": ("equal", "greater", "less"),
     "order": ("greater", "less"),
     "ratio": ("greater", "less"),
     "every": ("greater", "less"),
@@ -64,6 +70,7 @@ class Claim:
     reported: tuple[Mapping[str, Any], ...]
     test_images: int | None
     ratio_to: str | None
+    margin: float = 0.0
 
     def named_runs(self) -> list[str]:
         """Every run the claim reads, in first-mention order."""
@@ -112,6 +119,7 @@ def parse_claim(config: Mapping[str, Any], experiment: str, cid: str) -> Claim:
         reported=tuple(e for e in entry.get("reported") or () if e.get("model") in (None, *labels)),
         test_images=entry.get("test_images"),
         ratio_to=entry.get("ratio_to"),
+        margin=float(comparison.get("margin", 0.0)),
     )
 
 
@@ -123,7 +131,26 @@ def _check_quantity(claim: Claim, name: str, config: Mapping[str, Any], where: s
     if not quantities.is_known(name):
         raise ConfigError(
             f"{where}: quantity {name!r} is not produced by any stage; known: metrics columns "
-            f"{sorted(quantities.metric_columns())} and {sorted(quantities.QUANTITIES)}"
+            f"{sorted(quantities.metric_columns())}, {sorted(quantities.QUANTITIES)} and "
+            f"{sorted(TABLE_QUANTITIES)}"
+        )
+    if quantities.is_table_quantity(name):
+        if claim.kind != "every":
+            raise ConfigError(
+                f"{where}: {name!r} is read from the experiment's shared tables, so only "
+                f"comparison kind 'every' can judge it, not {claim.kind!r}"
+            )
+        try:
+            check_table_quantity(config, claim.experiment, name, claim.quantity_spec, claim.runs)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        return
+    spec = claim.quantity_spec if name == claim.quantity else {}
+    unknown = [k for k in spec if k not in ("name", "at", *quantities.options_of(name))]
+    if unknown:
+        raise ConfigError(
+            f"{where}: options {unknown} unknown; {name} takes "
+            f"{['at', *quantities.options_of(name)]}"
         )
     analysis = quantities.analysis_of(name)
     if analysis is None:
@@ -154,6 +181,10 @@ def check_claim(config: Mapping[str, Any], claim: Claim) -> None:
             f"{where}.comparison.direction is {claim.direction!r}; allowed for kind "
             f"{claim.kind}: {list(allowed)}"
         )
+    if claim.kind == "gain" and len(claim.pairs) != 2:
+        raise ConfigError(f"{where}.comparison.pairs: a gain claim needs [[A1, B1], [A2, B2]]")
+    if claim.kind == "gain" and claim.direction == "equal" and claim.margin <= 0:
+        raise ConfigError(f"{where}.comparison.margin: an 'equal' gain claim needs a margin > 0")
     if claim.kind in ("difference", "ratio") and not claim.pairs:
         raise ConfigError(f"{where}.comparison.pairs: a {claim.kind} claim needs [[A, B], ...]")
     if claim.kind == "order" and len(claim.runs) < 2:

@@ -20,6 +20,7 @@ from minima.findings.claims import Claim
 from minima.findings.correlation import rank_correlation
 from minima.findings.quantities import RunData
 from minima.findings.reproduced import compare_reported, ratio_of_reported
+from minima.findings.table_quantities import TABLE_QUANTITIES, Context
 from minima.plan import RunKey
 
 VERDICT_COLUMNS = (
@@ -77,10 +78,17 @@ class Runs:
         *,
         skipped: Mapping[str, str] | None = None,
         init: Mapping[str, str] | None = None,
+        tables: Mapping[str, pd.DataFrame] | None = None,
+        experiment: str = "",
     ) -> None:
         self.data = dict(data)
         self.skipped = dict(skipped or {})
         self.init = dict(init or {})
+        self.tables = dict(tables or {})  # the experiment's shared tables (table_quantities)
+        self.experiment = experiment
+
+    def seeds(self, model: str) -> tuple[int, ...]:
+        return tuple(sorted({k.seed for k in self.data if k.model == model}))
 
     def completed(self, model: str, run: str) -> dict[int, RunData]:
         return {
@@ -176,6 +184,54 @@ def _judge_every(claim: Claim, runs: Runs, model: str) -> list[dict[str, Any]]:
     return parts
 
 
+def _judge_table_every(claim: Claim, runs: Runs, model: str) -> list[dict[str, Any]]:
+    """An every-claim on a shared-table quantity: one judged part per swept run or compared
+    pair and measure, each as an every-claim on its values."""
+    quantity = TABLE_QUANTITIES[claim.quantity]
+    ctx = Context(runs.experiment, model, claim.runs, runs.skipped, runs.seeds(model))
+    sign = ">" if claim.direction == "greater" else "<"
+    shown = _fmt(claim.threshold, claim.quantity)
+    parts = []
+    for label, values in quantity.read_parts(runs.tables, claim.quantity_spec, ctx):
+        if isinstance(values, str):
+            judged = verdicts.Judgement(verdicts.NOT_RUN, reason=values)
+        else:
+            judged = verdicts.compare_every(values, claim.direction, claim.threshold, shown=shown)
+        parts.append(
+            {"model": model, "part": f"{label}: every value {sign} {shown}", **judged.as_dict()}
+        )
+    return parts
+
+
+def _judge_gain(claim: Claim, runs: Runs, model: str) -> dict[str, Any]:
+    """The gain A1 - B1 against A2 - B2 (equal within the margin, or greater / less)."""
+    (a1, b1), (a2, b2) = claim.pairs
+    sign = {"equal": "=", "greater": ">", "less": "<"}[claim.direction]
+    label = f"({a1} - {b1}) {sign} ({a2} - {b2})"
+    names = (a1, b1, a2, b2)
+    reason = next((r for r in (runs.missing(model, n) for n in names) if r), "")
+    if reason:
+        judged = verdicts.Judgement(verdicts.NOT_RUN, reason=reason)
+        return {"model": model, "part": label, **judged.as_dict()}
+    values = [
+        _scalar_per_seed(runs.per_seed(claim.quantity, claim.quantity_spec, model, n))
+        for n in names
+    ]
+    paired = all(runs.paired(a1, n) for n in names[1:])
+    if paired:
+        seeds = sorted(set.intersection(*(set(v) for v in values)))
+        lists = [[v[s] for s in seeds] for v in values]
+    else:
+        lists = [list(v.values()) for v in values]
+    judged = verdicts.compare_gain(*lists, claim.direction, margin=claim.margin, paired=paired)
+    row = {"model": model, "part": label, **judged.as_dict()}
+    if claim.direction == "equal":
+        unit = _unit(claim.quantity, diff=True)
+        margin = _fmt(claim.margin, claim.quantity).lstrip("+")
+        row["method"] += f", equivalence margin ±{margin}{' ' + unit if unit else ''}"
+    return row
+
+
 def _points(runs: Runs, name: str, spec: Mapping, models: Sequence[str], run_names: Sequence[str]):
     """(model, run, seed, value) of every completed run (one value per run)."""
     rows = []
@@ -234,8 +290,12 @@ def judge_claim(claim: Claim, runs: Runs) -> list[dict[str, Any]]:
         return _judge_correlation(claim, runs)
     parts: list[dict[str, Any]] = []
     for model in claim.models:
-        if claim.kind == "every":
+        if claim.kind == "every" and quantities.is_table_quantity(claim.quantity):
+            parts += _judge_table_every(claim, runs, model)
+        elif claim.kind == "every":
             parts += _judge_every(claim, runs, model)
+        elif claim.kind == "gain":
+            parts.append(_judge_gain(claim, runs, model))
         else:
             parts += [_judge_pair(claim, runs, model, a, b) for a, b in claim.pairs]
     return parts

@@ -22,6 +22,16 @@ from minima.findings.verdicts import DECISION_RULE
 from minima.report.kinds.paths import key_of
 
 
+def load_tables(paths: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """An experiment's shared tables (lr sweep, similarity) keyed by their path below
+    ``results/`` without ``.parquet`` (``minima.findings.table_quantities`` reads them so)."""
+    tables = {}
+    for path in paths:
+        key = Path(path).as_posix().split("results/", 1)[-1].removesuffix(".parquet")
+        tables[key] = pd.read_parquet(path)
+    return tables
+
+
 def load_runs(
     metrics: Sequence[str],
     finals: Sequence[str],
@@ -56,16 +66,18 @@ def findings(
     stand_in: str | None,
     not_testable: Sequence[Mapping[str, str]] = (),
     paths: Mapping[str, str] | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Every output of one experiment's findings (frames, JSON, LaTeX snippets).
 
     Args:
         stand_in: a phrase saying which stand-in data the runs used (None: the paper's data).
         not_testable: ``{id, needs}`` of the claims this design cannot test (listed in prose).
+        tables: the experiment's shared tables (``load_tables``) its claims read.
         paths: where the rule writes ``table``, ``reproduced``, ``correlation`` (.tex) and
             ``figure`` (.pdf): the section snippet inputs them.
     """
-    runs = Runs(data, skipped=skipped, init=init)
+    runs = Runs(data, skipped=skipped, init=init, tables=tables, experiment=experiment)
     verdicts, details, reproduced = evaluate_claims(claims, runs, stand_in=stand_in is not None)
     correlation, points = correlations(runs, models, run_names)
     facts = {

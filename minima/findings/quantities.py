@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from minima.findings.table_quantities import TABLE_QUANTITIES
 from minima.report.metrics import EPOCH_METRICS
 
 # Evaluation-pass train columns (model in eval mode after the epoch); where absent, the
@@ -51,6 +52,7 @@ class Quantity:
     decimals: int = 3
     scale: float = 1.0
     unit: str = ""
+    options: tuple[str, ...] = ()  # keys of the claim's quantity entry besides name and at
 
 
 def _final(frame: pd.DataFrame) -> pd.Series:
@@ -94,6 +96,40 @@ def _seconds_per_step(data: RunData, _: Mapping) -> np.ndarray:
 def _conv_over_linear(data: RunData, _: Mapping) -> np.ndarray:
     frame = data.metrics
     return (frame["first_conv_grad_spectral"] / frame["last_linear_grad_spectral"]).to_numpy(float)
+
+
+def _epochs_to(data: RunData, spec: Mapping) -> np.ndarray:
+    """The first epoch whose ``column`` (an accuracy) reaches ``target``; a run that never
+    reaches it counts as its last epoch + 1 (censored, so it ranks last, not missing)."""
+    frame = data.metrics.sort_values("epoch")
+    reached = frame[frame[spec.get("column", "val_acc")] >= spec["target"]]
+    last = float(frame["epoch"].iloc[-1])
+    return np.array([float(reached["epoch"].iloc[0]) if len(reached) else last + 1])
+
+
+def _plateau_epoch(data: RunData, spec: Mapping) -> np.ndarray:
+    """The first epoch from which ``column`` (a loss) stays within ``1 - share`` of its whole
+    decrease from the first epoch to the last (share 0.95: 95% of the fall is done)."""
+    frame = data.metrics.sort_values("epoch")
+    loss = frame[spec.get("column", "train_loss")].to_numpy(float)
+    epochs = frame["epoch"].to_numpy(float)
+    if loss.size < 2 or not np.isfinite(loss).all():
+        return np.array([])
+    bound = loss[-1] + (1 - spec.get("share", 0.95)) * (loss[0] - loss[-1])
+    above = np.nonzero(loss > bound)[0]
+    if not above.size:
+        return epochs[:1]
+    if above[-1] == loss.size - 1:  # still above at the end (the loss rose): never settled
+        return np.array([epochs[-1] + 1])
+    return np.array([epochs[above[-1] + 1]])
+
+
+def _loss_increases(data: RunData, spec: Mapping) -> np.ndarray:
+    """How many epochs ``column`` rose over the previous epoch by more than ``tolerance``
+    (relative), i.e. times the loss was not strictly decreasing."""
+    loss = data.metrics.sort_values("epoch")[spec.get("column", "train_loss")].to_numpy(float)
+    rises = loss[1:] > loss[:-1] * (1 + spec.get("tolerance", 0.0))
+    return np.array([float(rises.sum())])
 
 
 def _top_eigenvalue(data: RunData, _: Mapping) -> np.ndarray:
@@ -196,6 +232,30 @@ QUANTITIES: dict[str, Quantity] = {
     "conv_over_linear_spectral": Quantity(
         "first-conv / last-linear gradient spectral norm", None, (), _conv_over_linear, per="epoch"
     ),
+    "epochs_to": Quantity(
+        "epochs to reach the target accuracy",
+        None,
+        (),
+        _epochs_to,
+        decimals=1,
+        options=("column", "target"),
+    ),
+    "plateau_epoch": Quantity(
+        "epoch from which the loss has made 95% of its fall",
+        None,
+        (),
+        _plateau_epoch,
+        decimals=1,
+        options=("column", "share"),
+    ),
+    "loss_increases": Quantity(
+        "epochs whose loss rose over the previous epoch's",
+        None,
+        (),
+        _loss_increases,
+        decimals=1,
+        options=("column", "tolerance"),
+    ),
     "top_eigenvalue": Quantity(
         "top Hessian eigenvalue", "spectrum", ("eigenvalues.parquet",), _top_eigenvalue
     ),
@@ -277,7 +337,21 @@ def metric_columns() -> set[str]:
 
 
 def is_known(name: str) -> bool:
-    return name in QUANTITIES or name in metric_columns()
+    return name in QUANTITIES or name in TABLE_QUANTITIES or name in metric_columns()
+
+
+def is_table_quantity(name: str) -> bool:
+    """Read once per experiment from shared tables (sweep, similarity), not per run."""
+    return name in TABLE_QUANTITIES
+
+
+def options_of(name: str) -> tuple[str, ...]:
+    """The keys a claim's quantity entry may hold besides ``name`` (and ``at``)."""
+    if name in TABLE_QUANTITIES:
+        return TABLE_QUANTITIES[name].options
+    if name in QUANTITIES:
+        return QUANTITIES[name].options
+    return ("at",)
 
 
 def analysis_of(name: str) -> str | None:
@@ -295,6 +369,8 @@ def read(name: str, data: RunData, spec: Mapping) -> np.ndarray:
 def label(name: str) -> str:
     if name in QUANTITIES:
         return QUANTITIES[name].label
+    if name in TABLE_QUANTITIES:
+        return TABLE_QUANTITIES[name].label
     if name in EPOCH_METRICS:
         return EPOCH_METRICS[name].label
     return name.replace("_", " ")
@@ -305,6 +381,8 @@ def display(name: str) -> tuple[float, int, str]:
     if name in QUANTITIES:
         q = QUANTITIES[name]
         return q.scale, q.decimals, q.unit
+    if name in TABLE_QUANTITIES:
+        return 1.0, TABLE_QUANTITIES[name].decimals, ""
     if name in EPOCH_METRICS:
         m = EPOCH_METRICS[name]
         return m.scale, m.decimals, m.unit if m.unit != "cross-entropy" else ""

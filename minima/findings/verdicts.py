@@ -22,6 +22,12 @@ The decision rule, written once (the paper's methods paragraph quotes ``DECISION
 * A claim that a quantity lies on one side of a threshold at every checkpoint / seed / run
   ("every"): supported when every value does, contradicted when any value does not; n is the
   number of values, and n = 1 (one run, one checkpoint) is allowed: it says so.
+* A claim that one gain equals another ("SAM helps Adam as much as SGD"): the effect is the
+  difference of the two gains, (A1 - B1) - (A2 - B2), paired over seeds where the four runs
+  share initial weights (paired t), else Welch's t over the four means. It is an equivalence
+  claim with a stated ``margin``: supported when the 95% interval lies inside
+  [-margin, margin], contradicted when it lies wholly outside it, inconclusive otherwise. A
+  gain claim with a direction (A1 - B1 greater than A2 - B2) is judged as a difference.
 * A rank correlation claim: Kendall's tau with a bootstrap interval over runs
   (``minima.findings.correlation``): supported / contradicted as for a difference (0 the
   null value); a claim of *no* link can only be contradicted (interval excluding 0), never
@@ -55,7 +61,9 @@ DECISION_RULE = (
     "otherwise or when a run has fewer than 2 seeds. An ordering is judged pair by pair along "
     "the order (supported when every pair is, contradicted when any pair is); a claim that a "
     "value lies beyond a threshold at every checkpoint or seed is supported when every value "
-    "does and contradicted when any does not; a rank correlation uses Kendall's tau with a "
+    "does and contradicted when any does not; a claim that two gains are equal is supported "
+    "when the 95% interval of their difference lies inside the stated margin and contradicted "
+    "when it lies wholly outside it; a rank correlation uses Kendall's tau with a "
     "bootstrap 95% interval over runs, and a claim of no link can be contradicted, never "
     "supported."
 )
@@ -200,7 +208,7 @@ def compare_every(
     ``shown``: the threshold as the tables show it (scaled units), used in the reason.
     """
     v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
+    v = v[~np.isnan(v)]  # +-inf stays: a diverged sweep point's loss is beyond any threshold
     if v.size == 0:
         return Judgement(INCONCLUSIVE, reason="no value (e.g. a change over a single epoch)")
     sign = _sign(direction)
@@ -219,6 +227,75 @@ def compare_every(
         method="every value",
         reason=reason,
     )
+
+
+def _welch_sum(groups: Sequence[np.ndarray], signs: Sequence[int]) -> tuple[float, float, float]:
+    """Sum of signed means, its Welch 95% half-width and two-sided p (Welch-Satterthwaite df)."""
+    means = [float(g.mean()) for g in groups]
+    variances = [float(g.var(ddof=1)) / g.size for g in groups]
+    effect = float(sum(s * m for s, m in zip(signs, means, strict=True)))
+    se2 = sum(variances)
+    if se2 == 0:
+        return effect, 0.0, 0.0 if effect != 0 else 1.0
+    df = se2**2 / sum(v**2 / (g.size - 1) for v, g in zip(variances, groups, strict=True))
+    se = math.sqrt(se2)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+    return effect, half, float(2 * stats.t.sf(abs(effect) / se, df))
+
+
+def decide_equal(low: float, high: float, margin: float) -> str:
+    """Equivalence: inside [-margin, margin] supported, wholly outside it contradicted."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE
+    if -margin <= low and high <= margin:
+        return SUPPORTED
+    if low > margin or high < -margin:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def compare_gain(
+    a1: Sequence[float],
+    b1: Sequence[float],
+    a2: Sequence[float],
+    b2: Sequence[float],
+    direction: str,
+    *,
+    margin: float = 0.0,
+    paired: bool,
+) -> Judgement:
+    """Judge the gain a1 - b1 against the gain a2 - b2 (``direction``: equal within
+    ``margin``, greater or less). Paired: the four lists are values of the same seeds."""
+    groups = [np.asarray(x, float) for x in (a1, b1, a2, b2)]
+    n = min(g.size for g in groups)
+    if n < MIN_N:
+        effect = (
+            float(groups[0].mean() - groups[1].mean() - groups[2].mean() + groups[3].mean())
+            if n
+            else math.nan
+        )
+        return Judgement(
+            INCONCLUSIVE,
+            effect,
+            n=n,
+            reason=f"n = {n} per run: no spread over seeds, so no interval "
+            f"(the rule needs n >= {MIN_N})",
+        )
+    if paired:
+        if len({g.size for g in groups}) != 1:
+            raise ValueError(f"paired gains need equal counts, got {[g.size for g in groups]}")
+        gain = (groups[0] - groups[1]) - (groups[2] - groups[3])
+        mean, low, high, p = paired_t(gain, np.zeros_like(gain))
+        method = "paired t over seeds (difference of gains)"
+    else:
+        mean, half, p = _welch_sum(groups, (1, -1, -1, 1))
+        low, high = mean - half, mean + half
+        method = "Welch t over four runs (difference of gains)"
+    if direction == "equal":
+        verdict = decide_equal(low, high, margin)
+    else:
+        verdict = decide(low, high, 0.0, direction)
+    return Judgement(verdict, mean, low, high, p, n, method)
 
 
 def combine(parts: Sequence[str]) -> str:
