@@ -4,6 +4,9 @@ normalization study, similarity tables, heatmaps and filter images, and their pa
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,10 @@ from tests.workflow_helpers import planned_jobs, snakemake
 TINY_E3 = ("tests/configs/tiny_e3.yaml",)
 MEASURES = ("cka", "opd")
 PAPER_FIGURES = ("similarity_cka", "similarity_opd", "filters")
+NO_TEX = shutil.which("latexmk") is None or shutil.which("pdflatex") is None
+PDF = "results/paper/paper.pdf"
+# E3's claims on the similarity tables (minima.findings.table_quantities)
+SIMILARITY_CLAIMS = ("E3-C4", "E3-C4-self", "E3-C5", "E3-C6", "E3-C6-adahessian")
 
 
 def test_pretrained_runs_are_skipped_with_a_message_without_weights(tmp_path):
@@ -45,6 +52,8 @@ def test_tiny_e3_end_to_end(tmp_path):
         *(f"{figures}/{name}.pdf" for name in PAPER_FIGURES),
         # E3's findings: the claims read only runs asked for above (no adahessian_std1e3)
         "results/findings/e3/verdicts.json",
+        # and through the paper rule, where TeX is installed
+        *([] if NO_TEX else [PDF]),
     ]
     snakemake(
         tmp_path,
@@ -94,8 +103,32 @@ def test_tiny_e3_end_to_end(tmp_path):
     # E3's claims judged on stand-in data: one seed, so comparisons are inconclusive with n = 1
     facts = json.loads((tmp_path / "results/findings/e3/verdicts.json").read_text())
     verdicts = {c["claim"]: c for c in facts["claims"]}
-    assert facts["stand_in"] and set(verdicts) == {"E3-C1", "E3-C2", "E3-C9", "E3-C9-acc"}
+    assert facts["stand_in"]
+    assert set(verdicts) == {"E3-C1", "E3-C2", "E3-C9", "E3-C9-acc", *SIMILARITY_CLAIMS}
     assert verdicts["E3-C2"]["verdict"] == "inconclusive" and verdicts["E3-C2"]["n"] == 1
+    parts = {d["claim"]: d["parts"] for d in facts["parts"]}
+    # every cross pair of the 4 compared runs (6) in each of the 3 measures is judged
+    assert len(parts["E3-C4"]) == 6 * 3
+    assert {p["verdict"] for p in parts["E3-C4"]} <= {"supported", "contradicted"}
+    # the self pairs: 4 runs x 3 measures; E3-C6 reads SGD's layer3.0.conv1 in CKA only
+    assert len(parts["E3-C4-self"]) == 4 * 3
+    (c6,) = parts["E3-C6"]
+    assert c6["part"].startswith("sgd: layer3.0.conv1 vs every other layer (cka)")
+    assert c6["n"] == 1 and c6["verdict"] in ("supported", "contradicted")
+    # the CKA of layer3.0.conv1 with every other layer of SGD's network, from the table
+    table = pd.read_parquet(analysis / "sgd__sgd" / "cka.parquet")
+    others = table[(table["layer_a"] == "layer3.0.conv1") & (table["layer_b"] != "layer3.0.conv1")]
+    assert c6["effect"] == pytest.approx(others["value"].max())
+    # E3-C5 on the pretrained SGD run: the gain over the first third of the 21 layers (7)
+    assert all(p["n"] == 7 for p in parts["E3-C5"]) and len(parts["E3-C5"]) == 3
     assert "n = 1" in verdicts["E3-C2"]["reason"]
     reproduced = pd.read_parquet(tmp_path / "results/findings/e3/reproduced.parquet")
     assert set(reproduced["status"]) == {"not judged: stand-in data"}
+    if NO_TEX or not shutil.which("pdftotext"):
+        return  # the PDF needs TeX (make tex); its text, pdftotext (poppler-utils)
+    pdf = tmp_path / PDF
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    text = re.sub(r"-\s+", "-", " ".join(text.split()))  # ids broken at a line's hyphen
+    assert "Findings at a glance" in text and "stand-in" in text
+    for claim in verdicts:
+        assert f"{claim} (" in text, claim  # in E3's findings paragraph
