@@ -383,3 +383,44 @@ def test_table_claims_plan_their_tables(config):
     assert TABLE_QUANTITIES[e3.quantity].paths(config, "e3", e3.quantity_spec) == [
         "analysis/similarity/e3/resnet18/seed0/sgd__sgd/cka"
     ]
+
+
+# ---- E5: line searches by eigenvalue sign, 1/alpha* vs lambda ----
+
+
+def _line_searches(rows):
+    frame = pd.DataFrame(rows, columns=["step", "eigenvalue", "best_decrease", "alpha_star"])
+    frame["bounded"] = frame["alpha_star"].abs() >= 100.0
+    return RunData(tables={("eigenpairs", "line_search_summary.parquet"): frame})
+
+
+def test_negative_minus_positive_best_decrease_per_checkpoint():
+    data = _line_searches(
+        [
+            (0, -0.5, 0.30, 4.0),
+            (0, 2.0, 0.10, 0.5),
+            (0, 4.0, 0.05, 0.25),
+            (10, -0.1, 0.02, 9.0),
+            (10, 3.0, 0.04, 0.3),
+            (20, 1.0, 0.01, 1.0),  # no negative eigenvalue: no value at this checkpoint
+        ]
+    )
+    values = read("negative_minus_positive_decrease", data, {})
+    np.testing.assert_allclose(values, [0.30 - 0.075, 0.02 - 0.04])
+    judged = verdicts.compare_every(values, "greater", 0.0)
+    assert judged.verdict == "contradicted" and judged.n == 2  # step 10: positive pays more
+
+
+def test_inverse_step_log_ratio_skips_negative_and_bounded_pairs():
+    data = _line_searches(
+        [
+            (0, 2.0, 0.1, 0.5),  # 1/alpha* = 2 = lambda: 0
+            (0, 4.0, 0.1, 0.125),  # 1/alpha* = 8 = 2 lambda: log10(2)
+            (0, -1.0, 0.1, 3.0),  # negative: left out
+            (0, 0.001, 0.1, 100.0),  # bounded by the search: left out
+        ]
+    )
+    values = read("inverse_step_log_ratio", data, {})
+    np.testing.assert_allclose(values, [0.0, math.log10(2)], atol=1e-12)
+    assert verdicts.compare_every(values, "less", 0.35).verdict == "supported"
+    assert verdicts.compare_every(values, "less", 0.25).verdict == "contradicted"

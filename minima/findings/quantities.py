@@ -209,6 +209,30 @@ def _negative_step_excess(data: RunData, _: Mapping) -> np.ndarray:
     return (negative["eigenvalue"].abs() - 1.0 / negative["alpha_star"].abs()).to_numpy(float)
 
 
+def _negative_minus_positive_decrease(data: RunData, _: Mapping) -> np.ndarray:
+    """Per checkpoint: mean best loss decrease along negative-curvature eigenvectors minus
+    the mean along positive ones (> 0: negative curvature pays more); a checkpoint lacking
+    either sign has no value."""
+    table = data.table("eigenpairs", "line_search_summary.parquet")
+    out = []
+    for _, rows in table.groupby("step", sort=True):
+        negative = rows.loc[rows["eigenvalue"] < 0, "best_decrease"]
+        positive = rows.loc[rows["eigenvalue"] > 0, "best_decrease"]
+        if len(negative) and len(positive):
+            out.append(float(negative.mean() - positive.mean()))
+    return np.array(out)
+
+
+def _inverse_step_log_ratio(data: RunData, _: Mapping) -> np.ndarray:
+    """|log10((1/|alpha*|) / lambda)| per positive eigenpair whose alpha* the search did not
+    bound (0: 1/alpha* equals lambda, as the quadratic model says)."""
+    table = data.table("eigenpairs", "line_search_summary.parquet")
+    rows = table[(table["eigenvalue"] > 0) & ~table["bounded"].astype(bool)]
+    rows = rows[rows["alpha_star"].abs() > 0]
+    inverse = 1.0 / rows["alpha_star"].abs().to_numpy(float)
+    return np.abs(np.log10(inverse / rows["eigenvalue"].to_numpy(float)))
+
+
 QUANTITIES: dict[str, Quantity] = {
     "seconds_per_step": Quantity(
         "training time per iteration",
@@ -309,6 +333,21 @@ QUANTITIES: dict[str, Quantity] = {
         ("eigenvalues.parquet",),
         _final_la_max,
         decimals=2,
+    ),
+    "negative_minus_positive_decrease": Quantity(
+        "best loss decrease, negative minus positive curvature directions",
+        "eigenpairs",
+        ("line_search_summary.parquet",),
+        _negative_minus_positive_decrease,
+        per="checkpoint",
+        decimals=4,
+    ),
+    "inverse_step_log_ratio": Quantity(
+        "|log10((1/alpha*) / lambda)| along positive eigenvectors",
+        "eigenpairs",
+        ("line_search_summary.parquet",),
+        _inverse_step_log_ratio,
+        per="eigenpair",
     ),
     "negative_step_excess": Quantity(
         "|lambda| - 1/alpha* along negative eigenvectors",
