@@ -314,6 +314,34 @@ def test_similarity_claim_on_a_skipped_pair_is_not_run_with_the_reason():
     assert row["verdict"] == "not run" and "p not made: needs pretrained weights" in row["reason"]
 
 
+def test_pair_gain_spans_and_a_pair_named_in_either_order():
+    # a-p is kept as a__p; the claims name it p, a. Layers 0-1 are the first third of 6.
+    tables = {**_tables(), f"{SIM}/a__p/cka": _similarity(np.diag([0.5, 0.5, 0.7, 0.6, 0.5, 0.4]))}
+    both = {"pair": ["p", "a"], "baseline": ["a", "b"], "measures": ["cka"]}
+    cfg = _table_config(
+        {
+            "late": _claim("similarity_pair_gain_late", 0.0, **both),
+            "early": _claim("similarity_pair_gain_early", 0.0, **both),
+        }
+    )
+    data = {RunKey("x", "m", r, 0): RunData() for r in ("a", "b", "p", "q")}
+    runs = Runs(data, tables=tables, experiment="x")
+    table, details, _ = evaluate_claims(claims_mod.parse_claims(cfg, "x"), runs, stand_in=False)
+    parts = {d["claim"]: d["parts"][0] for d in details}
+    # after the first third (layers 2-5): 0.7-0.6, 0.6-0.5, 0.5-0.3, 0.4-0.1
+    assert (parts["late"]["low"], parts["late"]["high"]) == (
+        pytest.approx(0.1),
+        pytest.approx(0.3),
+    )
+    # first third (layers 0-1): 0.5-0.9, 0.5-0.8
+    assert (parts["early"]["low"], parts["early"]["high"]) == (
+        pytest.approx(-0.4),
+        pytest.approx(-0.3),
+    )
+    verdicts = table.set_index("claim")["verdict"]
+    assert (verdicts["late"], verdicts["early"]) == ("supported", "contradicted")
+
+
 # ---- start-up checks ----
 
 

@@ -174,6 +174,8 @@ def _pair_tables(tables: Tables, ctx: Context, a: str, b: str, measure: str):
     found = {}
     for seed in ctx.seeds:
         table = tables.get(similarity_key(ctx.experiment, ctx.model, seed, a, b, measure))
+        if table is None:  # the workflow keeps one order per pair; diagonals do not care
+            table = tables.get(similarity_key(ctx.experiment, ctx.model, seed, b, a, measure))
         if table is not None:
             found[seed] = _oriented(table, measure)
     if found:
@@ -216,25 +218,41 @@ def _per_pair(reduce: Callable[[pd.DataFrame], float], *, self_pairs: bool):
     return parts
 
 
-def _pretrained_gain(tables: Tables, spec: Mapping, ctx: Context) -> list[Part]:
-    """Per layer of the first third: diagonal similarity of ``pair`` minus that of
-    ``baseline`` (> 0: the pair's networks are more alike there)."""
-    out: list[Part] = []
-    (a, b), (c, d) = spec["pair"], spec["baseline"]
-    for measure in spec["_measures"]:
-        label = f"{a} vs {b} minus {c} vs {d} ({measure})"
-        pair = _pair_tables(tables, ctx, a, b, measure)
-        base = _pair_tables(tables, ctx, c, d, measure)
-        if isinstance(pair, str) or isinstance(base, str):
-            out.append((label, pair if isinstance(pair, str) else base))
-            continue
-        values = []
-        for seed in sorted(set(pair) & set(base)):
-            gain = _diagonal(pair[seed]) - _diagonal(base[seed])
-            early, _ = _thirds(len(gain))
-            values.append(gain.loc[early].to_numpy(float))
-        out.append((label, np.concatenate(values) if values else np.array([])))
-    return out
+def _after_first_third(n_layers: int) -> np.ndarray:
+    """Layer indices beyond the first third ("beyond the first layers", as E3 puts it)."""
+    early, _ = _thirds(n_layers)
+    return np.arange(len(early), n_layers)
+
+
+_SPANS: dict[str, Callable[[int], np.ndarray]] = {
+    "first third": lambda n: _thirds(n)[0],
+    "after the first third": _after_first_third,
+}
+
+
+def _pair_gain(span: str):
+    """Per layer of ``span``: diagonal similarity of ``pair`` minus that of ``baseline``
+    (> 0: the pair's networks are more alike there than the baseline's)."""
+    layers_of = _SPANS[span]
+
+    def parts(tables: Tables, spec: Mapping, ctx: Context) -> list[Part]:
+        out: list[Part] = []
+        (a, b), (c, d) = spec["pair"], spec["baseline"]
+        for measure in spec["_measures"]:
+            label = f"{a} vs {b} minus {c} vs {d} ({measure})"
+            pair = _pair_tables(tables, ctx, a, b, measure)
+            base = _pair_tables(tables, ctx, c, d, measure)
+            if isinstance(pair, str) or isinstance(base, str):
+                out.append((label, pair if isinstance(pair, str) else base))
+                continue
+            values = []
+            for seed in sorted(set(pair) & set(base)):
+                gain = _diagonal(pair[seed]) - _diagonal(base[seed])
+                values.append(gain.iloc[layers_of(len(gain))].to_numpy(float))
+            out.append((label, np.concatenate(values) if values else np.array([])))
+        return out
+
+    return parts
 
 
 def _layer_max(tables: Tables, spec: Mapping, ctx: Context) -> list[Part]:
@@ -268,7 +286,7 @@ def _similarity_paths(config: Mapping[str, Any], experiment: str, spec: Mapping)
         if spec.get(key):
             wanted.add(tuple(spec[key]))
     wanted |= {(r, r) for r in spec.get("runs_of_layer") or ()}
-    chosen = [p for p in pairs if p in wanted] if wanted else pairs
+    chosen = [p for p in pairs if p in wanted or p[::-1] in wanted] if wanted else pairs
     return [
         similarity_key(experiment, plan.model_label(m), seed, a, b, measure)
         for m in entry["models"]
@@ -289,7 +307,7 @@ def _check_similarity(config: Mapping[str, Any], experiment: str, spec: Mapping,
     asked = [tuple(p) for p in spec.get("pairs") or ()]
     asked += [tuple(spec[k]) for k in ("pair", "baseline") if spec.get(k)]
     asked += [(r, r) for r in spec.get("runs_of_layer") or ()]
-    missing = [p for p in asked if p not in configured]
+    missing = [p for p in asked if p not in configured and p[::-1] not in configured]
     if missing:
         return f"pairs {missing} are not compared by analyses.similarity (pairs: {configured})"
     return ""
@@ -369,7 +387,14 @@ TABLE_QUANTITIES: dict[str, TableQuantity] = {
     "similarity_pair_gain_early": TableQuantity(
         "same-layer similarity of a pair minus a baseline pair, per layer of the first third",
         "similarity",
-        _pretrained_gain,
+        _pair_gain("first third"),
+        ("measures", "pair", "baseline"),
+        ("pair", "baseline"),
+    ),
+    "similarity_pair_gain_late": TableQuantity(
+        "same-layer similarity of a pair minus a baseline pair, per layer after the first third",
+        "similarity",
+        _pair_gain("after the first third"),
         ("measures", "pair", "baseline"),
         ("pair", "baseline"),
     ),
