@@ -125,6 +125,10 @@ NON_RESULT_SETTINGS = {
         "how a Hessian-vector product is computed (forward-over-reverse or double backward): "
         "the same product (tests/test_hessian_hvp.py: each equals the dense Hessian)"
     ),
+    "hessian.cache_graph": (
+        "whether a double-backward product reuses its first-backward graph: the same product "
+        "(tests/test_hessian_hvp.py: the cached product equals the dense Hessian)"
+    ),
 }
 RUNTIME_TRAINING_KEYS = tuple(
     key.removeprefix("training.") for key in NON_RESULT_SETTINGS if key.startswith("training.")
@@ -177,7 +181,11 @@ def result_hessian(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, 
     )
 
 
-def with_runtime_hessian(hessian: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+def with_runtime_hessian(
+    hessian: Mapping[str, Any], config: Mapping[str, Any], mem_mb: float | None = None
+) -> dict[str, Any]:
     """``hessian`` (a param of ``result_hessian``) with the config's memory/speed settings put
-    back: what an analysis job needs to run."""
-    return {**hessian, **{key: config["hessian"][key] for key in RUNTIME_HESSIAN_KEYS}}
+    back, and the job's memory request (``cache_graph: auto`` sizes itself by it): what an
+    analysis job needs to run."""
+    runtime = {key: config["hessian"][key] for key in RUNTIME_HESSIAN_KEYS}
+    return {**hessian, **runtime, "mem_mb": mem_mb}

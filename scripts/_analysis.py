@@ -24,7 +24,9 @@ def run_final_model_analysis(snakemake, job) -> None:
         split=snakemake.input.split,
         std_scale=snakemake.params.std_scale,
         settings=snakemake.params.settings,
-        hessian=with_runtime_hessian(snakemake.params.hessian, snakemake.config),
+        hessian=with_runtime_hessian(
+            snakemake.params.hessian, snakemake.config, snakemake.resources.get("mem_mb")
+        ),
         device=device,
     )
     write_output(

@@ -494,7 +494,12 @@ def _e5_job_args(work: Path, **settings_changes) -> dict:
         "split": work / "results/data/mnist10k/splits/e5_seed0.npz",
         "std_scale": 1.0,
         "settings": config,
-        "hessian": {"batch_size": 500, "hvp_method": "auto", "chunk_size": 4},
+        "hessian": {
+            "batch_size": 500,
+            "hvp_method": "auto",
+            "cache_graph": "auto",
+            "chunk_size": 4,
+        },
         "device": torch.device("cpu"),
     }
 

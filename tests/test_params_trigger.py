@@ -111,12 +111,18 @@ def test_every_non_result_setting_has_its_reason_and_reaches_training():
     # the job gets the full run back, equal to the resolved one
     assert runs.with_runtime_settings(param, config) == runs.canonical(run)
     # the analyses' memory/speed settings likewise: out of the param, back in the job
-    assert set(runs.RUNTIME_HESSIAN_KEYS) == {"batch_size", "chunk_size", "hvp_method"}
-    keys = ("backend", "dtype", "batch_size", "hvp_method", "chunk_size")
+    assert set(runs.RUNTIME_HESSIAN_KEYS) == {
+        "batch_size",
+        "chunk_size",
+        "hvp_method",
+        "cache_graph",
+    }
+    keys = ("backend", "dtype", "batch_size", "hvp_method", "cache_graph", "chunk_size")
     hessian = runs.result_hessian(config, keys)
     assert list(hessian) == ["backend", "dtype"]
-    full = runs.with_runtime_hessian(hessian, config)
+    full = runs.with_runtime_hessian(hessian, config, 2000)
     assert {key: full[key] for key in keys} == {key: config["hessian"][key] for key in keys}
+    assert full["mem_mb"] == 2000
 
 
 @pytest.mark.parametrize(
@@ -131,6 +137,7 @@ def test_every_non_result_setting_has_its_reason_and_reaches_training():
         ("hessian.batch_size", changed("hessian.batch_size", 37)),
         ("hessian.chunk_size", changed("hessian.chunk_size", 3)),
         ("hessian.hvp_method", changed("hessian.hvp_method", "double_backward")),
+        ("hessian.cache_graph", changed("hessian.cache_graph", False)),
     ],
 )
 def test_plans_no_job(finished, tmp_path, name, config):

@@ -56,6 +56,50 @@ def auto_method(model: nn.Module, device: torch.device) -> str:
     return AUTO_METHODS.get((model_family(model), device.type), "forward_over_reverse")
 
 
+# Share of an analysis job's memory request (resources.analysis.mem_mb) that a cached
+# double-backward graph may take: the rest holds the model, the data, the probes and the
+# Krylov vectors, and absorbs the estimate's error.
+CACHE_GRAPH_SHARE = 0.5
+
+
+def cached_graph_bytes(op: HessianOperator) -> int:
+    """Bytes a cached double-backward graph over all of ``op``'s batches would hold.
+
+    Measured, not modelled: the storages autograd saves while it builds the first batch's
+    ``create_graph`` gradient (the batch's inputs and the weights excluded: they are held
+    anyway), scaled to every batch by its number of examples.
+    """
+    x, y = op.batches[0]
+    held = {x.untyped_storage().data_ptr(), op.theta.untyped_storage().data_ptr()}
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in held:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    leaf = op.theta.clone().requires_grad_(True)
+    held.add(leaf.untyped_storage().data_ptr())
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        (g,) = torch.autograd.grad(op.batch_loss(leaf, x, y), leaf, create_graph=True)
+    del g
+    examples = sum(op.batch_sizes)
+    per_example = sum(saved.values()) / max(int(x.shape[0]), 1)
+    return int(per_example * examples) + 2 * op.theta.numel() * op.theta.element_size()
+
+
+def choose_cache_graph(op: HessianOperator, setting: bool | str, mem_mb: float | None) -> bool:
+    """Whether ``op`` should cache its graph: ``setting`` True/False is obeyed (True only
+    matters for double backward); ``"auto"`` caches when the product is double backward and
+    the graph fits ``CACHE_GRAPH_SHARE`` of the job's ``mem_mb`` (no request: no cache)."""
+    if setting != "auto":
+        return bool(setting)
+    if op.method != "double_backward" or not mem_mb:
+        return False
+    return cached_graph_bytes(op) <= CACHE_GRAPH_SHARE * mem_mb * 2**20
+
+
 class HessianOperator(FunctionalLoss):
     """The Hessian of the mean loss over fixed batches, at a snapshot of the weights.
 
@@ -233,3 +277,19 @@ class HessianOperator(FunctionalLoss):
         return LinearOperator(
             (n, n), matvec=matvec, rmatvec=matvec, matmat=matmat, dtype=np.float64
         )
+
+
+def make_operator(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    *,
+    cache_graph: bool | str = False,
+    mem_mb: float | None = None,
+    **kwargs,
+) -> HessianOperator:
+    """A ``HessianOperator`` whose ``cache_graph`` is decided by ``choose_cache_graph``
+    (``"auto"``: cache when the graph fits the job's memory request)."""
+    op = HessianOperator(model, loss_fn, batches, **kwargs)
+    op.cache_graph = choose_cache_graph(op, cache_graph, mem_mb)
+    return op

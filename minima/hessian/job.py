@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from minima import data as datasets
 from minima.hessian.data import make_batches, subset_indices
 from minima.hessian.eigsh import eigsh_eigenpairs, subset_agreement
-from minima.hessian.hvp import HessianOperator
+from minima.hessian.hvp import make_operator
 from minima.hessian.line_search import (
     SUMMARY_COLUMNS,
     StepSearch,
@@ -287,6 +287,8 @@ def spectrum_job(
         "dtype": DTYPES[hessian["dtype"]],
         "device": device,
         "method": hessian["hvp_method"],
+        "cache_graph": hessian["cache_graph"],
+        "mem_mb": hessian.get("mem_mb"),
         "seed": settings["seed"],
     }
     if (
@@ -414,6 +416,8 @@ def _joint_spectrum_output(
         dtype=engine["dtype"],
         device=engine["device"],
         method=engine["method"],
+        cache_graph=engine["cache_graph"],
+        mem_mb=engine["mem_mb"],
         seed=engine["seed"],
     )
     top, tr, dens = res.eigen, res.trace, res.density
@@ -578,13 +582,15 @@ def eigenpairs_job(
         batch_size=hessian["batch_size"],
         positions=read_subset(subset),
     )
-    op = HessianOperator(
+    op = make_operator(
         model,
         LOSS,
         batches,
         dtype=DTYPES[settings["dtype"]],
         device=device,
         method=hessian["hvp_method"],
+        cache_graph=hessian["cache_graph"],
+        mem_mb=hessian.get("mem_mb"),
     )
     loss0, grad = op.gradient()
     loss0 = float(loss0)
@@ -723,13 +729,15 @@ def subset_check_job(
         dataset, manifest, split, device, positions=read_subset(subset), **common
     )
     ops = [
-        HessianOperator(
+        make_operator(
             model,
             LOSS,
             batches,
             dtype=DTYPES[settings["dtype"]],
             device=device,
             method=hessian["hvp_method"],
+            cache_graph=hessian["cache_graph"],
+            mem_mb=hessian.get("mem_mb"),
         )
         for batches in (full, part)
     ]

@@ -24,7 +24,7 @@ from torch import nn
 
 from minima.hessian.eigen import EigenResult, lanczos_eigen
 from minima.hessian.functional import Batches, LossFn
-from minima.hessian.hvp import HessianOperator
+from minima.hessian.hvp import HessianOperator, make_operator
 from minima.hessian.joint import JointSpectrum, joint_spectrum
 from minima.hessian.pyhessian_backend import PyHessianSession
 from minima.hessian.slq import DensityResult, slq_density, smooth_density
@@ -51,6 +51,8 @@ def top_eigen(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     method: str = "auto",
+    cache_graph: bool | str = False,
+    mem_mb: float | None = None,
     seed: int = 0,
 ) -> EigenResult:
     """The top-``k`` Hessian eigenpairs.
@@ -66,6 +68,8 @@ def top_eigen(
         max_iter: native: Lanczos steps; PyHessian: power iterations per eigenvalue.
         dtype, device: computation dtype and device.
         method: native HVP method (see ``HessianOperator``).
+        cache_graph, mem_mb: whether a double-backward product reuses its graph
+            (``"auto"``: when it fits half of ``mem_mb``; ``minima.hessian.hvp.make_operator``).
         seed: seed of the start vectors.
 
     Returns:
@@ -74,7 +78,16 @@ def top_eigen(
     """
     _check_backend(backend)
     if backend == "native":
-        op = HessianOperator(model, loss_fn, batches, dtype=dtype, device=device, method=method)
+        op = make_operator(
+            model,
+            loss_fn,
+            batches,
+            dtype=dtype,
+            device=device,
+            method=method,
+            cache_graph=cache_graph,
+            mem_mb=mem_mb,
+        )
         return lanczos_eigen(op, k, which=which or "LA", tol=tol, max_iter=max_iter, seed=seed)
     if which not in (None, "LM"):
         raise ValueError(f"the pyhessian backend finds largest-magnitude eigenvalues, not {which}")
@@ -111,6 +124,8 @@ def trace(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     method: str = "auto",
+    cache_graph: bool | str = False,
+    mem_mb: float | None = None,
     seed: int = 0,
 ) -> TraceResult:
     """Hutchinson estimate of the Hessian trace from exactly ``n_probes`` Rademacher probes.
@@ -120,7 +135,16 @@ def trace(
     """
     _check_backend(backend)
     if backend == "native":
-        op = HessianOperator(model, loss_fn, batches, dtype=dtype, device=device, method=method)
+        op = make_operator(
+            model,
+            loss_fn,
+            batches,
+            dtype=dtype,
+            device=device,
+            method=method,
+            cache_graph=cache_graph,
+            mem_mb=mem_mb,
+        )
         return hutchinson_trace(op, n_probes, probe_batch=probe_batch, seed=seed)
     with PyHessianSession(model, loss_fn, batches, dtype=dtype, device=device, seed=seed) as s:
         samples = s.trace_samples(n_probes)
@@ -142,6 +166,8 @@ def density(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     method: str = "auto",
+    cache_graph: bool | str = False,
+    mem_mb: float | None = None,
     seed: int = 0,
 ) -> DensityResult:
     """Hessian eigenvalue density by SLQ: ``n_probes`` runs of ``n_steps`` Lanczos steps.
@@ -151,7 +177,16 @@ def density(
     """
     _check_backend(backend)
     if backend == "native":
-        op = HessianOperator(model, loss_fn, batches, dtype=dtype, device=device, method=method)
+        op = make_operator(
+            model,
+            loss_fn,
+            batches,
+            dtype=dtype,
+            device=device,
+            method=method,
+            cache_graph=cache_graph,
+            mem_mb=mem_mb,
+        )
         return slq_density(
             op,
             n_steps,
@@ -198,13 +233,24 @@ def joint(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     method: str = "auto",
+    cache_graph: bool | str = False,
+    mem_mb: float | None = None,
     seed: int = 0,
 ) -> JointSpectrum:
     """Native engine only: density, top-``k`` eigenpairs and trace from one set of SLQ
     runs (``minima.hessian.joint``); the three results match ``top_eigen`` (same ``tol``
     rule), ``trace`` (a standard error no larger than ``trace_probes`` plain probes') and
     ``density`` (the same probes for the same seed)."""
-    op = HessianOperator(model, loss_fn, batches, dtype=dtype, device=device, method=method)
+    op = make_operator(
+        model,
+        loss_fn,
+        batches,
+        dtype=dtype,
+        device=device,
+        method=method,
+        cache_graph=cache_graph,
+        mem_mb=mem_mb,
+    )
     return joint_spectrum(
         op,
         top_k,
