@@ -234,7 +234,10 @@ def test_auto_follows_the_static_table_by_model_family_and_device():
     assert model_family(resnet) == "resnet" and model_family(lenet) == "lenet"
     cpu = torch.device("cpu")
     assert auto_method(resnet, cpu) == AUTO_METHODS[("resnet", "cpu")] == "double_backward"
-    assert auto_method(lenet, cpu) == "forward_over_reverse"
+    assert auto_method(lenet, cpu) == "double_backward"
+    assert auto_method(lenet, torch.device("cuda")) == "forward_over_reverse"  # not measured
+    mlp, _, _ = mlp_case()
+    assert model_family(mlp) == "other" and auto_method(mlp, cpu) == "forward_over_reverse"
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
     op = HessianOperator(resnet, F.cross_entropy, [(x, y)], method="auto")
     assert op.method == "double_backward"
