@@ -272,6 +272,7 @@ def e5_results(tmp_path_factory):
     work = tmp_path_factory.mktemp("e5")
     targets = [
         f"{E5}/eigenvalues.parquet",
+        f"{E5}/line_search.parquet",
         f"{E5}/line_search_summary.parquet",
         f"{E5}/subset_check.parquet",
         "results/analysis/sharpness/e4/lenet5/sgd_sam/seed0/sharpness.json",
@@ -326,11 +327,14 @@ def test_e5_eigenpairs_at_every_checkpoint(e5_results):
 def test_e5_line_searches_exact_vs_quadratic(e5_results):
     summary_all = pd.read_parquet(e5_results / E5 / "line_search_summary.parquet")
     assert sorted(summary_all["step"].unique()) == list(E5_STEPS)
+    curve_all = pd.read_parquet(e5_results / E5 / "line_search.parquet")  # the findings read it
+    assert sorted(curve_all["step"].unique()) == list(E5_STEPS)
     for step in E5_STEPS:
         folder = e5_results / E5 / f"step{step}"
         loss0 = _json(folder / "eigenpairs.json")["loss"]
         curve = pd.read_parquet(folder / "line_search.parquet")
         assert list(curve.columns) == list(EIGENPAIRS_TABLES["line_search"])
+        assert len(curve_all[curve_all["step"] == step]) == len(curve)
         # pairs x (spans x points + the search's log grid: 4 decades x 2 per sign, and 0)
         assert len(curve) == 6 * (2 * 7 + 19)
         linear = curve[curve["grid"] == "linear"]
