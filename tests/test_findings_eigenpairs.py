@@ -3,17 +3,20 @@ values worked out by hand, the verdicts they imply (a claim that holds is suppor
 fails contradicted), the edge cases (no checkpoint near the step, no negative eigenvalue, a
 missing sign, a diverged value), and the start-up check of the claims that read them."""
 
+import copy
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from minima.findings import claims as claims_mod
 from minima.findings import verdicts
 from minima.findings.evaluate import Runs, evaluate_claims
 from minima.findings.quantities import RunData, read
-from minima.plan import RunKey
+from minima.plan import ConfigError, RunKey
+from tests.workflow_helpers import REPO
 
 L0 = 1.0
 GV = 0.1  # g.v of the most negative pair: (g.v)^2 = 0.01
@@ -320,3 +323,76 @@ def test_configured_claims_get_the_verdicts_their_tables_imply():
     assert rows.loc["holds", "effect"] == pytest.approx(0.00004 / 0.001025)
     assert rows.loc["fails", "verdict"] == "contradicted"
     assert rows.loc["fails", "effect"] == pytest.approx(0.0002 / 0.001025)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+E5_NEW = ("E5-C1", "E5-C1-large", "E5-C2", "E5-C2-large", "E5-C6", "E5-C6-loss", "E5-C10",
+          "E5-C10-angles", "E5-C12")  # fmt: skip
+
+
+def test_config_judges_the_e5_claims_and_keeps_the_untestable_ones(config):
+    claims_mod.check_claims(config)
+    e5 = config["experiments"]["e5"]
+    assert set(E5_NEW) <= set(e5["claims"])
+    assert "E5-C11" in config["experiments"]["e5_cifar10"]["claims"]
+    judged = {"E5-C1", "E5-C2", "E5-C6", "E5-C10", "E5-C11", "E5-C12"}
+    assert not judged & set(e5.get("not_testable") or {})
+    assert {"E5-C9-rotation", "E5-C13"} <= set(e5["not_testable"])
+    for cid in E5_NEW:  # each statement states its rule's number
+        assert any(ch.isdigit() for ch in e5["claims"][cid]["statement"]), cid
+
+
+@pytest.mark.parametrize(
+    ("exp", "cid", "change", "message"),
+    [
+        (
+            "e5",
+            "E5-C10",
+            {
+                "comparison": {
+                    "kind": "every",
+                    "runs": ["adam"],
+                    "direction": "less",
+                    "threshold": 0.2,
+                }
+            },  # fmt: skip
+            r"experiments.e5.claims.E5-C10: run 'adam' is not a run of experiments.e5",
+        ),
+        (
+            "e5",
+            "E5-C1",
+            {"quantity": {"name": "quadratic_model_error", "step": 50, "factor": 2}},
+            r"experiments.e5.claims.E5-C1.quantity: options \['factor'\] unknown; "
+            r"quadratic_model_error takes \['at', 'step', 'max_offset', 'span'\]",
+        ),
+        (
+            "e5_cifar10",
+            "E5-C11",
+            {"quantity": {"name": "eigenvalue_spikes", "after": 2000}},
+            r"experiments.e5_cifar10.claims.E5-C11.quantity: options \['after'\] unknown",
+        ),
+    ],
+)
+def test_bad_e5_claim_is_refused_naming_it(config, exp, cid, change, message):
+    bad = copy.deepcopy(config)
+    bad["experiments"][exp]["claims"][cid].update(change)
+    with pytest.raises(ConfigError, match=message):
+        claims_mod.check_claims(bad)
+
+
+def test_claim_on_tables_its_experiment_does_not_make_is_refused(config):
+    """The subset check and the line searches exist only where analyses.eigenpairs runs."""
+    bad = copy.deepcopy(config)
+    bad["experiments"]["e4"]["claims"]["E5-C10"] = copy.deepcopy(
+        config["experiments"]["e5"]["claims"]["E5-C10"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"experiments.e4.claims.E5-C10.quantity: quantity 'subset_eigenvalue_gap' needs "
+        r"experiments.e4.analyses.eigenpairs",
+    ):
+        claims_mod.check_claims(bad)
