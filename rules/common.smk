@@ -566,7 +566,7 @@ def eigenpairs_collect_inputs(wildcards):
     steps = plan.eigenpair_steps(config, key.experiment, key.run)
     return {
         name: [f"{_eigenpairs_dir(key)}/step{step}/{name}.parquet" for step in steps]
-        for name in ("eigenvalues", "line_search_summary")
+        for name in ("eigenvalues", "line_search", "line_search_summary")
     }
 
 
@@ -576,6 +576,7 @@ CURVATURE_FILES = {
     "sharpness": ("sharpness.parquet", "sharpness.json"),
     "eigenpairs": (
         "eigenvalues.parquet",
+        "line_search.parquet",
         "line_search_summary.parquet",
         "subset_check.parquet",
     ),
@@ -609,7 +610,9 @@ FINDINGS_TABLES = (
     ("landscape", "landscape"),
     ("sharpness", "sharpness"),
     ("eigenpairs", "eigenvalues"),
+    ("eigenpairs", "line_search"),
     ("eigenpairs", "line_search_summary"),
+    ("eigenpairs", "subset_check"),
 )
 
 

@@ -229,12 +229,14 @@ rule eigenpairs:
 
 
 rule eigenpairs_collect:
-    """One run's eigenpairs over all analysed checkpoints: eigenvalues.parquet and
-    line_search_summary.parquet, the per-step tables concatenated, sorted by step."""
+    """One run's eigenpairs over all analysed checkpoints: eigenvalues.parquet,
+    line_search.parquet (every alpha of every pair) and line_search_summary.parquet, the
+    per-step tables concatenated, sorted by step."""
     input:
         unpack(eigenpairs_collect_inputs),
     output:
         eigenvalues=f"{EIGENPAIRS_DIR}/eigenvalues.parquet",
+        line_search=f"{EIGENPAIRS_DIR}/line_search.parquet",
         line_search_summary=f"{EIGENPAIRS_DIR}/line_search_summary.parquet",
     log:
         f"logs/analysis/eigenpairs/{ANALYSIS_RUN}/collect.log",

@@ -1,5 +1,5 @@
-"""Rule `eigenpairs_collect`: one run's per-checkpoint eigenvalue and line-search summary
-tables as one table each, sorted by step."""
+"""Rule `eigenpairs_collect`: one run's per-checkpoint eigenvalue, line-search and
+line-search summary tables as one table each, sorted by step."""
 
 from _job import start
 
@@ -8,7 +8,7 @@ log = start(snakemake)
 from minima.hessian.job import collect_steps  # noqa: E402
 from minima.io import atomic_path  # noqa: E402
 
-for name in ("eigenvalues", "line_search_summary"):
+for name in ("eigenvalues", "line_search", "line_search_summary"):
     table = collect_steps(getattr(snakemake.input, name))
     with atomic_path(getattr(snakemake.output, name)) as tmp:
         table.to_parquet(tmp, index=False)

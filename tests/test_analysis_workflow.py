@@ -272,6 +272,7 @@ def e5_results(tmp_path_factory):
     work = tmp_path_factory.mktemp("e5")
     targets = [
         f"{E5}/eigenvalues.parquet",
+        f"{E5}/line_search.parquet",
         f"{E5}/line_search_summary.parquet",
         f"{E5}/subset_check.parquet",
         "results/analysis/sharpness/e4/lenet5/sgd_sam/seed0/sharpness.json",
@@ -326,11 +327,14 @@ def test_e5_eigenpairs_at_every_checkpoint(e5_results):
 def test_e5_line_searches_exact_vs_quadratic(e5_results):
     summary_all = pd.read_parquet(e5_results / E5 / "line_search_summary.parquet")
     assert sorted(summary_all["step"].unique()) == list(E5_STEPS)
+    curve_all = pd.read_parquet(e5_results / E5 / "line_search.parquet")  # the findings read it
+    assert sorted(curve_all["step"].unique()) == list(E5_STEPS)
     for step in E5_STEPS:
         folder = e5_results / E5 / f"step{step}"
         loss0 = _json(folder / "eigenpairs.json")["loss"]
         curve = pd.read_parquet(folder / "line_search.parquet")
         assert list(curve.columns) == list(EIGENPAIRS_TABLES["line_search"])
+        assert len(curve_all[curve_all["step"] == step]) == len(curve)
         # pairs x (spans x points + the search's log grid: 4 decades x 2 per sign, and 0)
         assert len(curve) == 6 * (2 * 7 + 19)
         linear = curve[curve["grid"] == "linear"]
@@ -414,6 +418,21 @@ def test_e4_e5_findings_from_their_analyses(e5_results):
     assert c7["n"] == len(E5_STEPS) == len(smallest)  # one value per checkpoint
     assert c7["verdict"] == ("supported" if (smallest < 0).all() else "contradicted")
     assert c7["high"] == pytest.approx(smallest.max())
+    # every E5 claim configured for this build has its verdict (config.yaml's and the tiny
+    # overrides' options: minima.findings.eigenpair_quantities)
+    configured = _merged_config(*TINY_E5)["experiments"]["e5"]["claims"]
+    verdict = {c["claim"]: c for c in e5["claims"]}
+    assert set(verdict) == set(configured)
+    judged = {"supported", "contradicted", "inconclusive"}
+    for cid, entry in configured.items():
+        if entry["comparison"]["kind"] != "reported":
+            assert verdict[cid]["verdict"] in judged, (cid, verdict[cid])
+    subset = pd.read_parquet(e5_results / E5 / "subset_check.parquet")
+    c10 = verdict["E5-C10"]
+    assert c10["n"] == len(subset) and c10["high"] == pytest.approx(subset["rel_diff"].max())
+    loss = pd.read_parquet(e5_results / E5 / "eigenvalues.parquet").groupby("step")["loss"].first()
+    falls = loss.loc[2] > loss.loc[6]  # E5-C6-loss from step 2 on: steps 2 and 6
+    assert verdict["E5-C6-loss"]["verdict"] == ("supported" if falls else "contradicted")
     e4 = json.loads((e5_results / "results/findings/e4/verdicts.json").read_text())
     assert {"E4-C1", "E4-C3", "G2"} <= {c["claim"] for c in e4["claims"]}
     tau = pd.read_parquet(e5_results / "results/findings/e4/correlation.parquet")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from minima.findings.base import Quantity, RunData
+from minima.findings.eigenpair_quantities import EIGENPAIR_QUANTITIES
 from minima.findings.table_quantities import TABLE_QUANTITIES
 from minima.report.metrics import EPOCH_METRICS
 
@@ -23,36 +24,6 @@ from minima.report.metrics import EPOCH_METRICS
 TRAIN_EVAL_ACC = "train_eval_acc"
 EXTRA_METRIC_COLUMNS = ("train_eval_acc", "train_eval_loss")
 METRIC_AT = ("final", "all", "change")
-
-
-@dataclass
-class RunData:
-    """One run's tables: its metrics (per epoch) and the analysis tables that were asked for."""
-
-    metrics: pd.DataFrame | None = None
-    tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
-    status: str = "completed"
-
-    def table(self, analysis: str, name: str) -> pd.DataFrame:
-        try:
-            return self.tables[(analysis, name)]
-        except KeyError:
-            raise KeyError(f"{analysis}/{name} was not loaded for this run") from None
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A named number per run (or per checkpoint) and where it comes from."""
-
-    label: str
-    analysis: str | None  # None: metrics.parquet
-    files: tuple[str, ...]
-    read: Callable[[RunData, Mapping], np.ndarray]
-    per: str = "run"  # run | checkpoint | eigenpair
-    decimals: int = 3
-    scale: float = 1.0
-    unit: str = ""
-    options: tuple[str, ...] = ()  # keys of the claim's quantity entry besides name and at
 
 
 def _final(frame: pd.DataFrame) -> pd.Series:
@@ -357,6 +328,7 @@ QUANTITIES: dict[str, Quantity] = {
         per="eigenpair",
     ),
 }
+QUANTITIES.update(EIGENPAIR_QUANTITIES)  # E5's line searches, settling, spikes, subset check
 
 # Curvature measures correlated with generalization, where the experiment computes them.
 CURVATURE_MEASURES = (
