@@ -328,4 +328,3 @@ def test_auto_cache_graph_follows_the_memory_request():
         cached.matmat(V), V @ reference_hessian("mlp"), rtol=1e-10, atol=1e-12
     )
     assert cached._graph is not None  # the products did use the cache
-
