@@ -24,16 +24,31 @@ forward-over-reverse (one probe, batched probes), double backward (fresh graph p
 product, cached graph), ``torch.compile`` of the forward-over-reverse product closure,
 and two batch sizes; the table ``minima.hessian.hvp.AUTO_METHODS`` is read from it.
 
-Usage: ``python benchmarks/hessian.py [--device cuda] [--quick] [--spectrum] [--hvp-costs]``.
+With ``--warm-sequence``: E5's eigenpairs over a checkpoint sequence, each checkpoint's
+eigsh started cold (as the rule does) against started from the previous checkpoint's
+eigenvectors: eigsh with ``v0`` their sum (``eigsh_eigenpairs(start=...)``) and scipy's
+block ``lobpcg`` from the previous ``k + 3`` vectors (its residuals checked with the operator
+afterwards, those products counted), plus cold eigsh at a looser ``tol`` (the eigenvalue
+error is quadratic in the residual), so that what the stopping rule saves is not credited
+to the start. The model, optimizer, batch size, checkpoint steps and la/sa come from
+config.yaml's e5 section; the training images (MNIST test images, ``resources/mnist10k``),
+the fixed Hessian images and the steps are cut down by the options. Per checkpoint it
+prints the products of each method and its largest relative eigenvalue difference to cold
+eigsh; then the totals over the checkpoints after the first.
+
+Usage: ``python benchmarks/hessian.py [--device cuda] [--quick] [--spectrum] [--hvp-costs]
+[--warm-sequence]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -282,6 +297,119 @@ def bench_hvp_costs(name: str, model: nn.Module, batches, device: torch.device, 
         print(f"  {label:58s} {t * 1e3:9.1f} ms  {t / base:5.2f} x fwd-over-rev")
 
 
+# ----------------------------------------------------------------------------- warm starts
+
+
+def e5_sequence(args, device: torch.device) -> tuple[list[nn.Module], list, dict]:
+    """E5's run (config.yaml: model, optimizer, batch size), cut down: trained on
+    ``--warm-train-images`` MNIST test images, float64 copies at ``--warm-steps`` (default: the
+    config's steps up to 50), and the fixed Hessian images (the first ``--warm-images``)."""
+    import yaml
+
+    from minima.models import build_model
+    from minima.optim.registry import build_train_step
+
+    e5 = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]["e5"]
+    run = {**e5["defaults"], **next(iter(e5["runs"].values()))}
+    steps = args.warm_steps or [s for s in run["checkpoints"]["steps"] if s <= 50]
+    gen = torch.Generator().manual_seed(0)
+    x, y, source = mnist_images(args.warm_train_images, gen)
+    torch.manual_seed(0)
+    model = build_model(e5["models"][0], in_channels=1, image_size=28, num_classes=10).to(device)
+    step = build_train_step(model, run["optimizer"])
+    batch, models = run["batch_size"], []
+    draw = torch.Generator().manual_seed(1)
+    for t in range(max(steps) + 1):
+        if t in steps:
+            models.append(copy.deepcopy(model).double())
+        idx = torch.randint(0, x.shape[0], (batch,), generator=draw)
+        step(model, F.cross_entropy, x[idx].to(device), y[idx].to(device))
+    fixed = [(x[: args.warm_images].double().to(device), y[: args.warm_images].to(device))]
+    eig = e5["analyses"]["eigenpairs"]
+    info = {
+        "model": e5["models"][0]["name"],
+        "optimizer": run["optimizer"],
+        "steps": steps,
+        "source": source,
+        "la": args.warm_la if args.warm_la is not None else eig["la"],
+        "sa": args.warm_sa if args.warm_sa is not None else eig["sa"],
+        "tol": eig["tol"],
+    }
+    return models, fixed, info
+
+
+def lobpcg_from(op: HessianOperator, start: np.ndarray, k: int, which: str, rtol: float):
+    """scipy's lobpcg from ``start`` (all its columns), stopped at residual ``rtol`` times the
+    smallest |eigenvalue| of the start's Rayleigh-Ritz; returns the k wanted values, their
+    true residuals and the products (lobpcg's and the residual check's)."""
+    from scipy.sparse.linalg import lobpcg
+
+    n0 = op.n_hvp
+    A = op.to_scipy()
+    Q, _ = np.linalg.qr(start)
+    theta = np.linalg.eigvalsh(Q.T @ A.matmat(Q))
+    tol = rtol * float(np.abs(theta).min())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lobpcg warns when it stops at maxiter
+        values, vectors = lobpcg(A, Q, largest=(which == "LA"), tol=tol, maxiter=500)
+    order = np.argsort(-values) if which == "LA" else np.argsort(values)
+    values, vectors = values[order][:k], vectors[:, order][:, :k]
+    residuals = np.linalg.norm(A.matmat(vectors) - vectors * values, axis=0)
+    return values, residuals, op.n_hvp - n0
+
+
+def bench_warm_sequence(device: torch.device, args) -> dict:
+    """Products per checkpoint: cold eigsh vs eigsh/lobpcg started from the previous vectors."""
+    from minima.hessian.eigsh import eigsh_eigenpairs
+
+    models, fixed, info = e5_sequence(args, device)
+    tol, loose = info["tol"], args.warm_loose_tol
+    n_params = sum(p.numel() for p in models[0].parameters())
+    print(
+        f"\n== E5 checkpoint sequence: {info['model']} ({n_params:,} parameters), "
+        f"{info['optimizer']}, steps {info['steps']}, {args.warm_train_images} training and "
+        f"{args.warm_images} Hessian images ({info['source']}), float64, eigsh tol {tol} =="
+    )
+    totals = {}
+    for which, k in (("LA", info["la"]), ("SA", info["sa"])):
+        if k == 0:
+            continue
+        previous, sums, worst = None, {}, {}
+        for t, model in zip(info["steps"], models, strict=True):
+            op = HessianOperator(model, F.cross_entropy, fixed, dtype=torch.float64, device=device)
+            ref = eigsh_eigenpairs(op, k + 3, which, tol=tol, seed=0)  # the next start
+            cold = eigsh_eigenpairs(op, k, which, tol=tol, seed=0)
+            runs = {"cold": (cold.n_hvp, cold.eigenvalues)}
+            r = eigsh_eigenpairs(op, k, which, tol=loose, seed=0)
+            runs[f"cold tol {loose:g}"] = (r.n_hvp, r.eigenvalues)
+            if previous is not None:
+                r = eigsh_eigenpairs(op, k, which, tol=tol, start=previous[:, :k])
+                runs["eigsh v0 warm"] = (r.n_hvp, r.eigenvalues)
+                r = eigsh_eigenpairs(op, k, which, tol=loose, start=previous[:, :k])
+                runs[f"eigsh v0 warm, tol {loose:g}"] = (r.n_hvp, r.eigenvalues)
+                values, _, n = lobpcg_from(op, previous, k, which, args.warm_lobpcg_rtol)
+                runs["lobpcg warm"] = (n, values)
+            line = f"  {which}({k}) step {t:5d}:"
+            for name, (n, values) in runs.items():
+                rel = float(np.max(np.abs(values - cold.eigenvalues) / np.abs(cold.eigenvalues)))
+                line += f" {name} {n} ({rel:.0e})"
+                line += " |" if name != list(runs)[-1] else ""
+                if previous is not None:
+                    sums[name] = sums.get(name, 0) + n
+                    worst[name] = max(worst.get(name, 0.0), rel)
+            print(line, flush=True)
+            previous = ref.eigenvectors
+        base = sums.get("cold", 0)
+        print(f"  {which}({k}) over the steps after the first:")
+        for name, n in sums.items():
+            print(
+                f"    {name:28s} {n:6d} products  {base / max(n, 1):5.2f}x fewer than cold  "
+                f"max rel. eigenvalue difference {worst[name]:.0e}"
+            )
+        totals[which] = {"products": sums, "max_rel_diff": worst}
+    return totals
+
+
 # ----------------------------------------------------------------------------- one setting
 
 
@@ -402,6 +530,14 @@ def main() -> None:
     parser.add_argument("--spectrum-trace", type=int, default=100)
     parser.add_argument("--hvp-costs", action="store_true", help="per-product cost table")
     parser.add_argument("--skip-basic", action="store_true", help="only --spectrum/--hvp-costs")
+    parser.add_argument("--warm-sequence", action="store_true", help="E5 warm starts, products")
+    parser.add_argument("--warm-train-images", type=int, default=2000)
+    parser.add_argument("--warm-images", type=int, default=32, help="fixed Hessian images")
+    parser.add_argument("--warm-steps", type=int, nargs="+", default=None)
+    parser.add_argument("--warm-la", type=int, default=None, help="default: config's la")
+    parser.add_argument("--warm-sa", type=int, default=None, help="default: config's sa")
+    parser.add_argument("--warm-loose-tol", type=float, default=1e-6)
+    parser.add_argument("--warm-lobpcg-rtol", type=float, default=1e-5)
     args = parser.parse_args()
     if args.quick:
         args.lenet_images, args.lenet_batch = 512, 256
@@ -409,6 +545,8 @@ def main() -> None:
         args.eig_iters, args.trace_probes = 8, 4
         args.density_steps, args.density_probes = 5, 2
         args.probe_batch, args.repeats = 2, 1
+        args.warm_train_images, args.warm_images, args.warm_steps = 256, 8, [0, 10, 20]
+        args.warm_la, args.warm_sa = 3, 2
     device = torch.device(args.device)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -421,6 +559,10 @@ def main() -> None:
         ("lenet5", mnist_images, args.lenet_images, args.lenet_batch),
         ("resnet18", cifar_images, args.resnet_images, args.resnet_batch),
     ]
+    if args.warm_sequence:
+        bench_warm_sequence(device, args)
+        if args.skip_basic and not (args.spectrum or args.hvp_costs):
+            return
     for name, data, n, batch in settings:
         if name in args.skip:
             continue
