@@ -38,6 +38,20 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def _native(model, loss_fn, batches, dtype, device, method, cache_graph, mem_mb):
+    """The native backend's operator (``cache_graph``, ``mem_mb``: see ``make_operator``)."""
+    return make_operator(
+        model,
+        loss_fn,
+        batches,
+        dtype=dtype,
+        device=device,
+        method=method,
+        cache_graph=cache_graph,
+        mem_mb=mem_mb,
+    )
+
+
 def top_eigen(
     model: nn.Module,
     loss_fn: LossFn,
@@ -78,16 +92,7 @@ def top_eigen(
     """
     _check_backend(backend)
     if backend == "native":
-        op = make_operator(
-            model,
-            loss_fn,
-            batches,
-            dtype=dtype,
-            device=device,
-            method=method,
-            cache_graph=cache_graph,
-            mem_mb=mem_mb,
-        )
+        op = _native(model, loss_fn, batches, dtype, device, method, cache_graph, mem_mb)
         return lanczos_eigen(op, k, which=which or "LA", tol=tol, max_iter=max_iter, seed=seed)
     if which not in (None, "LM"):
         raise ValueError(f"the pyhessian backend finds largest-magnitude eigenvalues, not {which}")
@@ -135,16 +140,7 @@ def trace(
     """
     _check_backend(backend)
     if backend == "native":
-        op = make_operator(
-            model,
-            loss_fn,
-            batches,
-            dtype=dtype,
-            device=device,
-            method=method,
-            cache_graph=cache_graph,
-            mem_mb=mem_mb,
-        )
+        op = _native(model, loss_fn, batches, dtype, device, method, cache_graph, mem_mb)
         return hutchinson_trace(op, n_probes, probe_batch=probe_batch, seed=seed)
     with PyHessianSession(model, loss_fn, batches, dtype=dtype, device=device, seed=seed) as s:
         samples = s.trace_samples(n_probes)
@@ -177,16 +173,7 @@ def density(
     """
     _check_backend(backend)
     if backend == "native":
-        op = make_operator(
-            model,
-            loss_fn,
-            batches,
-            dtype=dtype,
-            device=device,
-            method=method,
-            cache_graph=cache_graph,
-            mem_mb=mem_mb,
-        )
+        op = _native(model, loss_fn, batches, dtype, device, method, cache_graph, mem_mb)
         return slq_density(
             op,
             n_steps,
@@ -241,16 +228,7 @@ def joint(
     runs (``minima.hessian.joint``); the three results match ``top_eigen`` (same ``tol``
     rule), ``trace`` (a standard error no larger than ``trace_probes`` plain probes') and
     ``density`` (the same probes for the same seed)."""
-    op = make_operator(
-        model,
-        loss_fn,
-        batches,
-        dtype=dtype,
-        device=device,
-        method=method,
-        cache_graph=cache_graph,
-        mem_mb=mem_mb,
-    )
+    op = _native(model, loss_fn, batches, dtype, device, method, cache_graph, mem_mb)
     return joint_spectrum(
         op,
         top_k,
