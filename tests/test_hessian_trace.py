@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from test_hessian_cases import CASES, TinyMLP, dense_hessian, one_thread, reference_hessian  # noqa: F401
 
 from minima.hessian.hvp import HessianOperator
-from minima.hessian.trace import deflated_trace, hutchinson_trace, hutchpp_trace
+from minima.hessian.trace import (
+    _deflated_and_plain,
+    deflated_trace,
+    hutchinson_trace,
+    hutchpp_trace,
+    rademacher,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -162,3 +168,31 @@ def test_hutchpp_on_a_model_hessian_operator_matches_the_dense_trace():
     via_dense = hutchpp_trace(DenseOperator(A), 30, seed=3)
     assert via_op.estimate == pytest.approx(via_dense.estimate, rel=1e-9)
     assert via_op.n_hvp == 30
+
+
+def test_each_deflated_probe_has_its_plain_hutchinson_twin():
+    """The twin ``z^T A z`` from the deflated product and the known ``A U``: equal to the
+    plain sample computed directly, for any orthonormal ``U``."""
+    A = outlier_spectrum()
+    gen = torch.Generator().manual_seed(3)
+    U = torch.linalg.qr(torch.randn(150, 7, generator=gen, dtype=torch.float64))[0].T
+    Z = rademacher(9, 150, generator=gen).double()
+    deflated, plain = _deflated_and_plain(DenseOperator(A), U, U @ A, Z, 4)
+    np.testing.assert_allclose(plain.numpy(), ((Z @ A) * Z).sum(dim=1).numpy(), rtol=1e-12)
+    PZ = Z - (Z @ U.T) @ U
+    np.testing.assert_allclose(deflated.numpy(), ((PZ @ A) * PZ).sum(dim=1).numpy(), rtol=1e-12)
+
+
+def test_deflated_trace_stops_at_a_margin_of_plain_hutchinsons_stderr():
+    """With ``plain_budget``: stop once the stderr is at most ``margin`` times what plain
+    Hutchinson with that budget would have; that estimate agrees with plain Hutchinson's
+    spread over many probes (the sampled distribution is the same)."""
+    A = outlier_spectrum()
+    top = torch.linalg.eigh(A).eigenvectors[:, -5:].T.contiguous()
+    res = deflated_trace(
+        DenseOperator(A), top, 100, HU=top @ A, plain_budget=100, margin=0.8, seed=0
+    )
+    assert res.stderr <= 0.8 * res.plain_stderr and res.n_probes < 100
+    plain = hutchinson_trace(DenseOperator(A), 2000, seed=5)
+    expected = plain.stderr * np.sqrt(2000 / 100)
+    assert res.plain_stderr == pytest.approx(expected, rel=0.35)

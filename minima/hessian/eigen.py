@@ -111,12 +111,12 @@ def lanczos_eigen(
     if m == op.n_params or float(res.betas[0, m - 1]) == 0.0:
         status["converged"] = True
     idx = _select(theta, min(k, m), which)
-    coeffs = S[:, idx].to(op.device, op.dtype)
+    coeffs = S[:, idx].to(res.basis)
     U = torch.einsum("mi,mn->in", coeffs, res.basis[:m, 0])
-    U = U / U.norm(dim=1, keepdim=True)
+    U = (U / U.norm(dim=1, keepdim=True)).to(op.dtype)  # returned in the operator's dtype
     values = theta[idx]
     HU = op.matmat(U)
-    residuals = (HU - values.to(HU)[:, None] * U).norm(dim=1)
+    residuals = (HU.double() - values.to(HU.device)[:, None] * U.double()).norm(dim=1)
     return EigenResult(
         eigenvalues=values.numpy(),
         eigenvectors=U,

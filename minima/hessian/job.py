@@ -441,6 +441,8 @@ def _joint_spectrum_output(
             "n_probes": tr.n_probes,
             "method": tr.method,
             "exact_part": tr.exact_part,
+            "deflated_dim": res.details["trace_deflated_dim"],
+            "plain_stderr": res.details["trace_plain_stderr"],
             "target_stderr": res.details["trace_target_stderr"],
         }
         log.info("trace %.6g +- %.2g (%d deflated probes)", tr.estimate, tr.stderr, tr.n_probes)

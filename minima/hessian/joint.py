@@ -12,16 +12,20 @@ SLQ runs already hold the other two:
   times the spectral norm (the rule of ``lanczos_eigen``). Only the pairs that fail are
   refined: a Lanczos run on ``P H P`` (``P`` projects out the converged vectors) started
   from the failed Ritz vectors;
-- trace: ``tr(U H U^T)`` of those eigenvectors is exact (``H U`` was just computed) and
-  Hutchinson samples only the deflated remainder (``minima.hessian.trace.deflated_trace``),
-  whose variance lacks the outliers' share. Probes are drawn until the standard error is
-  at most the one plain Hutchinson would have with ``trace_probes`` probes, estimated from
-  the SLQ runs' first Lanczos coefficients (``n alpha_0 = z^T H z`` for a Rademacher
-  ``z``: plain Hutchinson samples for free), and never beyond ``trace_probes``.
+- trace: the Krylov space of that same run (its first ``m - 1`` Lanczos vectors ``Q``,
+  whose ``H Q`` the Lanczos relation gives without a product) is deflated:
+  ``tr(Q H Q^T)`` is exact and Hutchinson samples only the remainder
+  (``minima.hessian.trace.deflated_trace``), whose variance lacks the share of the
+  outliers at both ends of the spectrum. Probes are drawn until the standard error is
+  at most ``TRACE_MARGIN`` times the one plain Hutchinson would have with
+  ``trace_probes`` probes, estimated from the SLQ runs' first Lanczos coefficients
+  (``n alpha_0 = z^T H z`` for a Rademacher ``z``: plain samples for free) and from each
+  deflated probe's plain twin (free too, ``H Q`` being known), and never beyond
+  ``trace_probes``.
 
-Memory: like ``slq_density``, ``probe_batch * n_steps`` vectors of ``n_params`` entries,
-twice that while later probe batches run (the first batch's basis is kept for the Ritz
-vectors).
+Memory: like ``slq_density``, ``probe_batch * n_steps`` float64 vectors of ``n_params``
+entries, twice that while later probe batches run (the first batch's basis is kept for the
+Ritz vectors and the deflation).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ from minima.hessian.hvp import HessianOperator
 from minima.hessian.lanczos import lanczos
 from minima.hessian.slq import DensityResult, smooth_density
 from minima.hessian.trace import TraceResult, deflated_trace, rademacher
+
+# The deflated trace stops at this share of the standard error plain Hutchinson would
+# have with ``trace_probes`` probes. That standard error is itself estimated (from 10-100
+# plain samples, about 7-20% relative error), so stopping right at it left the result above
+# a realised plain run's about half the time; at 0.8 the margin is about two of those
+# errors, for (1 / 0.8)^2 = 1.56x the deflated probes of a break-even stop.
+TRACE_MARGIN = 0.8
 
 
 @dataclass
@@ -63,8 +74,9 @@ class JointSpectrum:
     details: dict = field(default_factory=dict)
 
 
-def _ritz_from_runs(runs: list, k: int, which: str) -> tuple[Tensor, Tensor]:
-    """Wanted Ritz values and vectors of the run whose residual estimates are smallest."""
+def _ritz_from_runs(runs: list, k: int, which: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Wanted Ritz values and vectors of the run whose residual estimates are smallest,
+    and that run's Krylov deflation basis (``_krylov_deflation``)."""
     best = None
     for res, p in runs:
         for i in range(p):
@@ -73,10 +85,33 @@ def _ritz_from_runs(runs: list, k: int, which: str) -> tuple[Tensor, Tensor]:
             idx = _select(theta, min(k, m), which)
             est = float((res.betas[i, m - 1] * S[-1, idx]).abs().max())
             if best is None or est < best[0]:
-                best = (est, theta[idx], S[:, idx], res.basis[:m, i])
-    _, values, coeffs, basis = best
+                best = (est, theta[idx], S[:, idx], res, i)
+    _, values, coeffs, res, i = best
+    basis = res.basis[: res.lengths[i], i]
     U = torch.einsum("mi,mn->in", coeffs.to(basis), basis)
-    return values, U / U.norm(dim=1, keepdim=True)
+    return (values, U / U.norm(dim=1, keepdim=True), *_krylov_deflation(res, i))
+
+
+def _krylov_deflation(res, i: int) -> tuple[Tensor, Tensor]:
+    """The first ``m - 1`` Lanczos vectors ``Q`` of run ``i`` and ``H Q``, free: the
+    Lanczos relation gives ``H q_j = beta_{j-1} q_{j-1} + alpha_j q_j + beta_j q_{j+1}``
+    for every vector but the last. The Krylov space of a random start holds the outlier
+    eigenvectors at both ends of the spectrum (as Chen and Hallman's Krylov-aware trace
+    estimator uses), so deflating all of it removes more of Hutchinson's variance than
+    the top-k eigenvectors alone."""
+    m = res.lengths[i]
+    Q = res.basis[:m, i]
+    T = res.tridiagonal(i).to(Q)
+    return Q[: m - 1].contiguous(), T[: m - 1] @ Q
+
+
+def _residuals(op: HessianOperator, values: Tensor, U: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``U`` rounded to the operator's dtype (what is returned), ``H U`` and the float64
+    true residuals ``||H u - theta u||`` of those rounded vectors."""
+    U = U.to(op.device, op.dtype)
+    HU = op.matmat(U)
+    resid = (HU.double() - values.to(HU.device)[:, None] * U.double()).norm(dim=1).cpu()
+    return U, HU, resid
 
 
 def _refine(
@@ -92,7 +127,10 @@ def _refine(
     """``n_wanted`` eigenpairs of ``P H P`` (``P = I - kept^T kept``) by Lanczos from the
     sum of the ``start`` rows."""
 
+    kept = kept.double()
+
     def project(V: Tensor) -> Tensor:
+        V = V.double()
         return V - (V @ kept.T) @ kept if kept.shape[0] else V
 
     def matmat(V: Tensor) -> Tensor:
@@ -115,7 +153,7 @@ def _refine(
     m = res.lengths[0]
     theta, S = torch.linalg.eigh(res.tridiagonal(0))
     idx = _select(theta, min(n_wanted, m), which)
-    U = torch.einsum("mi,mn->in", S[:, idx].to(op.device, op.dtype), res.basis[:m, 0])
+    U = torch.einsum("mi,mn->in", S[:, idx].to(res.basis), res.basis[:m, 0])
     U = project(U)
     return theta[idx], U / U.norm(dim=1, keepdim=True), status["converged"]
 
@@ -186,25 +224,28 @@ def joint_spectrum(
 
     # top eigenpairs: Ritz pairs of the SLQ runs, true residuals, refine the failures
     before = op.n_hvp
-    values, U = _ritz_from_runs(runs, top_k, which)
+    values, U, krylov, H_krylov = _ritz_from_runs(runs, top_k, which)
     del runs
-    HU = op.matmat(U)
-    resid = (HU - values.to(HU)[:, None] * U).norm(dim=1).double().cpu()
+    U, HU, resid = _residuals(op, values, U)
     scale = max(float(np.abs(np.concatenate(nodes)).max()), float(values.abs().max())) or 1.0
     ok = resid <= tol * scale
     n_from_slq = int(ok.sum())
-    converged = bool(ok.all())
-    if not converged:
+    steps_left, rounds = max_iter, 0
+    # Lanczos' residual estimate can undershoot the true residual: refine the failures
+    # again from the improved vectors while steps are left
+    while not bool(ok.all()) and steps_left > 0:
+        before_round = op.n_hvp
         kept = U[ok]
-        new_values, new_U, converged = _refine(
-            op, kept, U[~ok], int((~ok).sum()), which, tol, scale, max_iter
+        new_values, new_U, _ = _refine(
+            op, kept, U[~ok], int((~ok).sum()), which, tol, scale, steps_left
         )
+        steps_left -= op.n_hvp - before_round
         values = torch.cat([values[ok], new_values])
-        U = torch.cat([kept, new_U])
+        U = torch.cat([kept.double(), new_U])
         order = _select(values, values.numel(), which)
-        values, U = values[order], U[order]
-        HU = op.matmat(U)
-        resid = (HU - values.to(HU)[:, None] * U).norm(dim=1).double().cpu()
+        U, HU, resid = _residuals(op, values[order], U[order])
+        values, ok, rounds = values[order], resid <= tol * scale, rounds + 1
+    converged = bool(ok.all())
     eigen = EigenResult(
         eigenvalues=values.numpy(),
         eigenvectors=U,
@@ -216,24 +257,36 @@ def joint_spectrum(
     )
 
     # trace: exact on the eigenvectors, Hutchinson on the remainder, to the plain stderr
-    tr, details = None, {"eigen_from_slq": n_from_slq, "eigen_refined": top_k - n_from_slq}
+    tr, details = (
+        None,
+        {
+            "eigen_from_slq": n_from_slq,
+            "eigen_refined": top_k - n_from_slq,
+            "refinement_rounds": rounds,
+        },
+    )
     if trace_probes > 0:
         free = (torch.cat(first_alpha) * op.n_params).numpy()
-        target = float(free.std(ddof=1) / np.sqrt(trace_probes)) if free.size > 1 else None
-        Q, R = torch.linalg.qr(U.T)  # exact orthonormality for an unbiased exact part
-        Uo = Q.T.contiguous()
-        HUo = torch.linalg.solve_triangular(R.T, HU, upper=False)  # rows of H Q
         tr = deflated_trace(
             op,
-            Uo,
+            krylov,
             max(trace_probes, 2),
-            HU=HUo,
-            target_stderr=target,
+            HU=H_krylov,
+            plain_budget=trace_probes,
+            plain_prior=free,
+            margin=TRACE_MARGIN,
             min_probes=min(10, max(trace_probes, 2)),
             probe_batch=probe_batch,
             seed=seed + 1,
         )
-        details.update({"trace_target_stderr": target, "trace_free_samples": free.tolist()})
+        details.update(
+            {
+                "trace_deflated_dim": int(krylov.shape[0]),
+                "trace_target_stderr": TRACE_MARGIN * tr.plain_stderr,
+                "trace_plain_stderr": tr.plain_stderr,
+                "trace_free_samples": free.tolist(),
+            }
+        )
     n_hvp = {
         "density": n_density,
         "eigen": eigen.n_hvp,

@@ -7,6 +7,13 @@ the whole basis, twice (classical Gram-Schmidt, "twice is enough"), so the Ritz 
 do not acquire the spurious copies that plain three-term Lanczos produces in floating
 point (Ghorbani et al. 2019 and PyHessian also reorthogonalise fully).
 
+The recurrence and the basis are float64 whatever the operator's precision: only the
+products run in the operator's dtype. With a float32 basis the Ritz vectors of a
+60,000-parameter LeNet-5 stalled at a true residual of about 7e-6 of the spectral norm
+(the rounding of ``n`` basis entries, ~sqrt(n) eps32), although a float32 product there is
+accurate to 1e-8; with a float64 basis they reach the products' accuracy. Memory: the
+basis takes twice the space of a float32 one.
+
 Several independent start vectors (probes) run side by side: each step is one batched
 Hessian-vector product over all probes. A probe whose ``beta`` vanishes has found an
 invariant subspace; it stops there (its Ritz values are exact) while the others go on.
@@ -60,7 +67,7 @@ def lanczos(
 
     Args:
         matmat: ``V -> H V`` for probes as rows (shape ``(p, n)``).
-        start: ``(p, n)`` start vectors (normalised here).
+        start: ``(p, n)`` start vectors (normalised here; the basis is float64).
         n_steps: number of steps (Krylov dimension); capped at ``n``.
         keep_basis: return the Lanczos vectors (needed for Ritz vectors).
         stop: optional ``stop(alphas, betas, j) -> bool`` called after step ``j`` (0-based)
@@ -71,7 +78,8 @@ def lanczos(
     """
     p, n = start.shape
     n_steps = min(n_steps, n)
-    eps = torch.finfo(start.dtype).eps
+    start = start.to(torch.float64)
+    eps = None  # of the products' dtype: a beta below their rounding is a breakdown
     alphas = torch.zeros(p, n_steps, dtype=torch.float64)
     betas = torch.zeros(p, n_steps, dtype=torch.float64)
     lengths = [n_steps] * p
@@ -83,6 +91,8 @@ def lanczos(
     for j in range(n_steps):
         q = basis[j]
         w = matmat(q)
+        eps = eps or torch.finfo(w.dtype).eps
+        w = w.to(q.dtype)
         a = (w * q).sum(dim=1)
         w = w - a[:, None] * q
         if j > 0:

@@ -47,6 +47,8 @@ class TraceResult:
             mean(samples)``.
         n_hvp: Hessian-vector products spent (-1 when the backend does not say).
         method: ``"hutchinson"``, ``"deflated"`` or ``"hutch++"``.
+        plain_stderr: deflated with ``plain_budget``: the standard error plain Hutchinson
+            would have with that budget, from the plain samples seen (else NaN).
     """
 
     estimate: float
@@ -57,6 +59,7 @@ class TraceResult:
     exact_part: float = 0.0
     n_hvp: int = -1
     method: str = "hutchinson"
+    plain_stderr: float = float("nan")
 
     @classmethod
     def from_samples(
@@ -120,8 +123,26 @@ def _matmat_chunked(op: HessianOperator, V: Tensor, probe_batch: int) -> Tensor:
 
 def _deflated_samples(op: HessianOperator, U: Tensor, Z: Tensor, probe_batch: int) -> Tensor:
     """Samples ``(P z)^T H (P z)`` with ``P = I - U^T U`` (``U`` orthonormal rows)."""
-    PZ = Z - (Z @ U.T) @ U
-    return (PZ * _matmat_chunked(op, PZ, probe_batch)).sum(dim=1).double().cpu()
+    return _deflated_and_plain(op, U, None, Z, probe_batch)[0]
+
+
+def _deflated_and_plain(
+    op: HessianOperator, U: Tensor, HU: Tensor | None, Z: Tensor, probe_batch: int
+) -> tuple[Tensor, Tensor | None]:
+    """Deflated samples and, when ``HU`` is given, each probe's plain Hutchinson twin
+    ``z^T H z = (Pz)^T H (Pz) + 2 (Uz)^T (HU) (Pz) + (Uz)^T (U H U^T) (Uz)``: free, since
+    ``H U`` is known (it tells the deflated estimate what plain Hutchinson would spread)."""
+    C = Z @ U.T
+    PZ = Z - C @ U
+    deflated = (PZ * _matmat_chunked(op, PZ, probe_batch)).sum(dim=1).double().cpu()
+    if HU is None:
+        return deflated, None
+    C64, PZ64, U64, HU64 = C.double(), PZ.double(), U.double(), HU.double()
+    small = U64 @ HU64.T
+    small = (small + small.T) / 2
+    cross = ((C64 @ HU64) * PZ64).sum(dim=1)
+    inner = ((C64 @ small) * C64).sum(dim=1)
+    return deflated, deflated + (2 * cross + inner).cpu()
 
 
 def deflated_trace(
@@ -131,6 +152,9 @@ def deflated_trace(
     *,
     HU: Tensor | None = None,
     target_stderr: float | None = None,
+    plain_budget: int | None = None,
+    plain_prior: np.ndarray | None = None,
+    margin: float = 1.0,
     min_probes: int = 10,
     probe_batch: int = 10,
     seed: int = 0,
@@ -148,6 +172,12 @@ def deflated_trace(
             computed here (``k`` products).
         target_stderr: stop drawing probes (in ``probe_batch`` steps, after
             ``min_probes``) once the standard error is at most this; None: all probes.
+        plain_budget: instead of a fixed target, stop once the standard error is at most
+            ``margin`` times the one plain Hutchinson would have with ``plain_budget``
+            probes, its spread estimated from ``plain_prior`` (plain samples drawn
+            elsewhere, e.g. free from SLQ runs) and each probe's plain twin (free here).
+            The estimate is noisy, so a ``margin`` below 1 keeps the result below a
+            realised plain standard error most of the time.
         min_probes: probes drawn before the stop rule is looked at (>= 2).
         probe_batch: probes per batched HVP call.
         seed: seed of the probes (drawn on the CPU).
@@ -158,30 +188,43 @@ def deflated_trace(
     if n_probes < 2 or min_probes < 2:
         raise ValueError(f"n_probes and min_probes must be >= 2, got {n_probes}, {min_probes}")
     n_before = op.n_hvp
-    U = U.to(op.device, op.dtype)
+    U = U.to(op.device, torch.promote_types(U.dtype, op.dtype))  # float64 rows stay float64
     if HU is None:
         U = _orthonormal_rows(U)
         HU = _matmat_chunked(op, U, probe_batch)
     exact = float((U * HU.to(U)).sum().double())
     gen = torch.Generator().manual_seed(seed)
     samples: list[Tensor] = []
+    plain = [np.asarray(plain_prior, dtype=float)] if plain_prior is not None else []
     drawn = 0
     while drawn < n_probes:
         p = min(probe_batch, n_probes - drawn)
-        Z = rademacher(p, op.n_params, generator=gen).to(op.device, op.dtype)
-        samples.append(_deflated_samples(op, U, Z, probe_batch))
+        Z = rademacher(p, op.n_params, generator=gen).to(op.device, U.dtype)
+        deflated, twins = _deflated_and_plain(
+            op, U, HU if plain_budget is not None else None, Z, probe_batch
+        )
+        samples.append(deflated)
+        if twins is not None:
+            plain.append(twins.numpy())
         drawn += p
-        if target_stderr is not None and drawn >= min_probes:
+        target = target_stderr
+        if plain_budget is not None:
+            spread = np.concatenate(plain)
+            target = margin * float(spread.std(ddof=1)) / np.sqrt(plain_budget)
+        if target is not None and drawn >= min_probes:
             s = torch.cat(samples).numpy()
-            if s.std(ddof=1) / np.sqrt(s.size) <= target_stderr:
+            if s.std(ddof=1) / np.sqrt(s.size) <= target:
                 break
-    return TraceResult.from_samples(
+    result = TraceResult.from_samples(
         torch.cat(samples).numpy(),
         "native",
         exact_part=exact,
         n_hvp=op.n_hvp - n_before,
         method="deflated",
     )
+    if plain_budget is not None:
+        result.plain_stderr = float(np.concatenate(plain).std(ddof=1)) / np.sqrt(plain_budget)
+    return result
 
 
 def hutchpp_trace(
