@@ -27,11 +27,16 @@ def _probes(n: int, p: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize(
-    ("method", "cache_graph"),
-    [("forward_over_reverse", False), ("double_backward", False), ("double_backward", True)],
-    ids=["fwd_rev", "double_bw", "double_bw_cached"],
+    ("method", "cache_graph", "batched_backward"),
+    [
+        ("forward_over_reverse", False, False),
+        ("double_backward", False, False),
+        ("double_backward", True, False),
+        ("double_backward", True, True),
+    ],
+    ids=["fwd_rev", "double_bw", "double_bw_cached", "double_bw_cached_is_grads_batched"],
 )
-def test_hvp_matches_dense_hessian_for_every_method(case, method, cache_graph):
+def test_hvp_matches_dense_hessian_for_every_method(case, method, cache_graph, batched_backward):
     model, x, y = CASES[case]()
     H = reference_hessian(case)
     # unequal batch sizes: the engine must weight each batch by its share of samples
@@ -39,6 +44,8 @@ def test_hvp_matches_dense_hessian_for_every_method(case, method, cache_graph):
     op = HessianOperator(
         model, F.cross_entropy, batches, dtype=torch.float64, method=method, cache_graph=cache_graph
     )
+    assert op.batched_backward is False  # on CPU: one backward per probe (faster there)
+    op.batched_backward = batched_backward  # is_grads_batched, CUDA's default
     V = _probes(op.n_params, 5)
     torch.testing.assert_close(op.matmat(V), V @ H, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(op.matvec(V[0]), H @ V[0], rtol=1e-10, atol=1e-12)

@@ -10,7 +10,10 @@ PyHessian's data-loader mode computes). Two ways to get one product:
 - ``double_backward``: ``autograd.grad`` of a ``create_graph`` gradient (PyHessian's way).
   Works for every op with a double backward. With ``cache_graph=True`` the gradient's
   graph over all batches is built once and reused for every product (fast, but it holds
-  every batch's graph in memory); several probes use ``is_grads_batched``.
+  every batch's graph in memory). Several probes reuse one graph per batch: on CUDA in one
+  ``is_grads_batched`` call; on CPU one ``autograd.grad`` per probe, which
+  ``benchmarks/hessian.py --hvp-costs`` measured 1.65x faster there (LeNet-5, 2,000 MNIST
+  images: 420-445 vs 690-730 ms per probe; vmap over the backward does not pay on CPU).
 
 ``method="auto"`` first looks up ``AUTO_METHODS``, a static table by model family and
 device type read from ``benchmarks/hessian.py --hvp-costs`` (static, so that a rerun
@@ -148,6 +151,8 @@ class HessianOperator(FunctionalLoss):
         self._graph: tuple[Tensor, Tensor] | None = None
         self._batched_backward_ok = True
         self._vmap_probes_ok = True
+        # several probes in one is_grads_batched call: faster on CUDA, slower on CPU
+        self.batched_backward = self.device.type != "cpu"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -238,7 +243,7 @@ class HessianOperator(FunctionalLoss):
         rows = []
         for start in range(0, V.shape[0], chunk):
             block = V[start : start + chunk]
-            if block.shape[0] > 1 and self._batched_backward_ok:
+            if block.shape[0] > 1 and self._batched_backward_ok and self.batched_backward:
                 try:
                     (hv,) = torch.autograd.grad(
                         g, leaf, grad_outputs=block, is_grads_batched=True, retain_graph=True
