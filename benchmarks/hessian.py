@@ -172,6 +172,38 @@ def count_pyhessian_products() -> dict[str, int]:
     return counter
 
 
+def train_briefly(model: nn.Module, batches, device: torch.device, epochs: int, lr: float) -> str:
+    """SGD (momentum 0.9, batch 128) over the benchmark's own images for ``epochs``: an
+    untrained network's Hessian has no outliers, so it says nothing about deflation or about
+    how fast the top Ritz pairs converge. Returns what was done, for the printout."""
+    from minima.optim.registry import build_train_step
+
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    step = build_train_step(model, {"name": "sgd", "lr": lr, "momentum": 0.9})
+    draw = torch.Generator().manual_seed(2)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0], generator=draw)
+        for i in range(0, x.shape[0], 128):
+            idx = order[i : i + 128]
+            step(model, F.cross_entropy, x[idx].to(device), y[idx].to(device))
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(bx).argmax(1) == by).sum()) for bx, by in batches)
+    return f"trained {epochs} epochs (SGD lr {lr}, momentum 0.9): {correct / x.shape[0]:.1%} fit"
+
+
+def analysis_mem_mb() -> float:
+    """config.yaml's ``resources.analysis.mem_mb``: the joint path decides ``cache_graph``
+    from it, as the ``spectrum`` rule does."""
+    import yaml
+
+    return float(
+        yaml.safe_load((ROOT / "config.yaml").read_text())["resources"]["analysis"]["mem_mb"]
+    )
+
+
 def bench_spectrum(name: str, model: nn.Module, batches, device: torch.device, args) -> dict:
     """E1's spectrum both ways: accuracy first, then time and products."""
     from minima.hessian.joint import density_l1
@@ -204,7 +236,8 @@ def bench_spectrum(name: str, model: nn.Module, batches, device: torch.device, a
     n_py = counter["n"]
     res = joint(
         model, loss_fn, batches, k, tol=tol, max_iter=args.eig_iters, n_steps=steps,
-        n_probes=probes, trace_probes=n_trace, probe_batch=probes, device=device, **smooth,
+        n_probes=probes, trace_probes=n_trace, probe_batch=probes, device=device,
+        cache_graph="auto", mem_mb=analysis_mem_mb(), **smooth,
     )  # fmt: skip
     sync(device)
     t4 = time.perf_counter()
@@ -268,6 +301,10 @@ def bench_hvp_costs(name: str, model: nn.Module, batches, device: torch.device, 
         op = HessianOperator(model, loss_fn, batches, device=device, **kw)
         rows.append((f"{label}, 1 probe", per_probe(op, 1)))
         rows.append((f"{label}, {p} probes/call", per_probe(op, p)))
+        if kw["method"] == "double_backward":  # the other way of batching probes
+            op.batched_backward = not op.batched_backward
+            how = "is_grads_batched" if op.batched_backward else "one backward per probe"
+            rows.append((f"{label}, {p} probes/call, {how}", per_probe(op, p)))
     # batch size: the same examples in batches half as large
     half = max(1, int(batches[0][0].shape[0]) // 2)
     small = [(x[i : i + half], y[i : i + half]) for x, y in batches for i in range(0, len(x), half)]
@@ -528,6 +565,10 @@ def main() -> None:
     parser.add_argument("--spectrum-steps", type=int, default=100)
     parser.add_argument("--spectrum-probes", type=int, default=10)
     parser.add_argument("--spectrum-trace", type=int, default=100)
+    parser.add_argument(
+        "--spectrum-train-epochs", type=int, default=0, help="train before the spectrum"
+    )
+    parser.add_argument("--spectrum-train-lr", type=float, default=0.05)
     parser.add_argument("--hvp-costs", action="store_true", help="per-product cost table")
     parser.add_argument("--skip-basic", action="store_true", help="only --spectrum/--hvp-costs")
     parser.add_argument("--warm-sequence", action="store_true", help="E5 warm starts, products")
@@ -576,6 +617,12 @@ def main() -> None:
         if args.hvp_costs:
             bench_hvp_costs(f"{name}, {source}", model, batches, device, args)
         if args.spectrum:
+            if args.spectrum_train_epochs:
+                print(
+                    train_briefly(
+                        model, batches, device, args.spectrum_train_epochs, args.spectrum_train_lr
+                    )
+                )
             bench_spectrum(f"{name}, {source}", model, batches, device, args)
 
 
