@@ -60,6 +60,15 @@ def _select(theta: Tensor, k: int, which: str) -> Tensor:
     return torch.argsort(theta.abs(), descending=True)[:k]
 
 
+def true_residuals(op: HessianOperator, values: Tensor, U: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``U`` rounded to the operator's dtype (what is returned), ``H U`` and the float64
+    true residuals ``||H u - theta u||`` of those rounded vectors (on the CPU)."""
+    U = U.to(op.device, op.dtype)
+    HU = op.matmat(U)
+    resid = (HU.double() - values.to(HU.device)[:, None] * U.double()).norm(dim=1).cpu()
+    return U, HU, resid
+
+
 def lanczos_eigen(
     op: HessianOperator,
     k: int = 1,
@@ -113,10 +122,8 @@ def lanczos_eigen(
     idx = _select(theta, min(k, m), which)
     coeffs = S[:, idx].to(res.basis)
     U = torch.einsum("mi,mn->in", coeffs, res.basis[:m, 0])
-    U = (U / U.norm(dim=1, keepdim=True)).to(op.dtype)  # returned in the operator's dtype
     values = theta[idx]
-    HU = op.matmat(U)
-    residuals = (HU.double() - values.to(HU.device)[:, None] * U.double()).norm(dim=1)
+    U, HU, residuals = true_residuals(op, values, U / U.norm(dim=1, keepdim=True))
     return EigenResult(
         eigenvalues=values.numpy(),
         eigenvectors=U,

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from minima.hessian.eigen import EigenResult, _select
+from minima.hessian.eigen import EigenResult, _select, true_residuals
 from minima.hessian.hvp import HessianOperator
 from minima.hessian.lanczos import lanczos
 from minima.hessian.slq import DensityResult, smooth_density
@@ -103,15 +103,6 @@ def _krylov_deflation(res, i: int) -> tuple[Tensor, Tensor]:
     Q = res.basis[:m, i]
     T = res.tridiagonal(i).to(Q)
     return Q[: m - 1].contiguous(), T[: m - 1] @ Q
-
-
-def _residuals(op: HessianOperator, values: Tensor, U: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``U`` rounded to the operator's dtype (what is returned), ``H U`` and the float64
-    true residuals ``||H u - theta u||`` of those rounded vectors."""
-    U = U.to(op.device, op.dtype)
-    HU = op.matmat(U)
-    resid = (HU.double() - values.to(HU.device)[:, None] * U.double()).norm(dim=1).cpu()
-    return U, HU, resid
 
 
 def _refine(
@@ -226,7 +217,7 @@ def joint_spectrum(
     before = op.n_hvp
     values, U, krylov, H_krylov = _ritz_from_runs(runs, top_k, which)
     del runs
-    U, HU, resid = _residuals(op, values, U)
+    U, HU, resid = true_residuals(op, values, U)
     scale = max(float(np.abs(np.concatenate(nodes)).max()), float(values.abs().max())) or 1.0
     ok = resid <= tol * scale
     n_from_slq = int(ok.sum())
@@ -243,7 +234,7 @@ def joint_spectrum(
         values = torch.cat([values[ok], new_values])
         U = torch.cat([kept.double(), new_U])
         order = _select(values, values.numel(), which)
-        U, HU, resid = _residuals(op, values[order], U[order])
+        U, HU, resid = true_residuals(op, values[order], U[order])
         values, ok, rounds = values[order], resid <= tol * scale, rounds + 1
     converged = bool(ok.all())
     eigen = EigenResult(

@@ -126,20 +126,32 @@ def _deflated_samples(op: HessianOperator, U: Tensor, Z: Tensor, probe_batch: in
     return _deflated_and_plain(op, U, None, Z, probe_batch)[0]
 
 
+def _twin_terms(U: Tensor, HU: Tensor) -> tuple[Tensor, Tensor]:
+    """``H U`` and the symmetrised ``U H U^T`` in float64: once per trace, not per probe."""
+    HU64 = HU.double()
+    small = U.double() @ HU64.T
+    return HU64, (small + small.T) / 2
+
+
 def _deflated_and_plain(
-    op: HessianOperator, U: Tensor, HU: Tensor | None, Z: Tensor, probe_batch: int
+    op: HessianOperator,
+    U: Tensor,
+    HU: Tensor | None,
+    Z: Tensor,
+    probe_batch: int,
+    twin_terms: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Deflated samples and, when ``HU`` is given, each probe's plain Hutchinson twin
     ``z^T H z = (Pz)^T H (Pz) + 2 (Uz)^T (HU) (Pz) + (Uz)^T (U H U^T) (Uz)``: free, since
-    ``H U`` is known (it tells the deflated estimate what plain Hutchinson would spread)."""
+    ``H U`` is known (it tells the deflated estimate what plain Hutchinson would spread).
+    ``twin_terms``: ``_twin_terms(U, HU)`` when already computed."""
     C = Z @ U.T
     PZ = Z - C @ U
     deflated = (PZ * _matmat_chunked(op, PZ, probe_batch)).sum(dim=1).double().cpu()
     if HU is None:
         return deflated, None
-    C64, PZ64, U64, HU64 = C.double(), PZ.double(), U.double(), HU.double()
-    small = U64 @ HU64.T
-    small = (small + small.T) / 2
+    HU64, small = twin_terms or _twin_terms(U, HU)
+    C64, PZ64 = C.double(), PZ.double()
     cross = ((C64 @ HU64) * PZ64).sum(dim=1)
     inner = ((C64 @ small) * C64).sum(dim=1)
     return deflated, deflated + (2 * cross + inner).cpu()
@@ -196,12 +208,13 @@ def deflated_trace(
     gen = torch.Generator().manual_seed(seed)
     samples: list[Tensor] = []
     plain = [np.asarray(plain_prior, dtype=float)] if plain_prior is not None else []
+    twin_terms = _twin_terms(U, HU) if plain_budget is not None else None
     drawn = 0
     while drawn < n_probes:
         p = min(probe_batch, n_probes - drawn)
         Z = rademacher(p, op.n_params, generator=gen).to(op.device, U.dtype)
         deflated, twins = _deflated_and_plain(
-            op, U, HU if plain_budget is not None else None, Z, probe_batch
+            op, U, HU if plain_budget is not None else None, Z, probe_batch, twin_terms
         )
         samples.append(deflated)
         if twins is not None:
