@@ -375,6 +375,19 @@ def test_config_judges_the_e5_claims_and_keeps_the_untestable_ones(config):
             {"quantity": {"name": "eigenvalue_spikes", "after": 2000}},
             r"experiments.e5_cifar10.claims.E5-C11.quantity: options \['after'\] unknown",
         ),
+        (  # an option's value, not only its name, is checked before any job runs
+            "e5_cifar10",
+            "E5-C11",
+            {"quantity": {"name": "eigenvalue_spikes", "factor": 2.0, "which": ["LA", "LM"]}},
+            r"experiments.e5_cifar10.claims.E5-C11.quantity: quantity option which: \['LM'\] "
+            r"unknown; allowed \['LA', 'SA'\]",
+        ),
+        (
+            "e5",
+            "E5-C1",
+            {"quantity": {"name": "quadratic_model_error", "step": "fifty"}},
+            r"experiments.e5.claims.E5-C1.quantity: quantity option step: 'fifty' is not a number",
+        ),
     ],
 )
 def test_bad_e5_claim_is_refused_naming_it(config, exp, cid, change, message):

@@ -41,3 +41,6 @@ class Quantity:
     scale: float = 1.0
     unit: str = ""
     options: tuple[str, ...] = ()  # keys of the claim's quantity entry besides name and at
+    # Checks the option values at start-up, before any job runs (ValueError naming the
+    # option and what it allows); None: the values are read as they come.
+    check: Callable[[Mapping], object] | None = None

@@ -152,6 +152,10 @@ def _check_quantity(claim: Claim, name: str, config: Mapping[str, Any], where: s
             f"{where}: options {unknown} unknown; {name} takes "
             f"{['at', *quantities.options_of(name)]}"
         )
+    try:
+        quantities.check_options(name, spec)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
     analysis = quantities.analysis_of(name)
     if analysis is None:
         return

@@ -247,8 +247,20 @@ _SUBSET = ("subset_check.parquet",)
 _AT_STEP = ("step", "max_offset", "span")
 
 
+def _check_options(spec: Mapping) -> None:
+    """ValueError unless ``which`` is LA/SA and every other option is a number or null: the
+    values are checked when the workflow starts, not when the findings job reads them."""
+    if "which" in spec:
+        _which(spec)
+    for key, value in spec.items():
+        if key in ("name", "at", "which") or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"quantity option {key}: {value!r} is not a number")
+
+
 def _quantity(label: str, files: Sequence[str], read: Reader, **kwargs) -> Quantity:
-    return Quantity(label, "eigenpairs", tuple(files), read, **kwargs)
+    return Quantity(label, "eigenpairs", tuple(files), read, check=_check_options, **kwargs)
 
 
 EIGENPAIR_QUANTITIES: dict[str, Quantity] = {

@@ -365,6 +365,14 @@ def options_of(name: str) -> tuple[str, ...]:
     return ("at",)
 
 
+def check_options(name: str, spec: Mapping) -> None:
+    """ValueError where a claim's option values for quantity ``name`` are not allowed, so a
+    bad value stops the workflow at start-up instead of failing the findings job."""
+    quantity = QUANTITIES.get(name)
+    if quantity is not None and quantity.check is not None:
+        quantity.check(spec)
+
+
 def analysis_of(name: str) -> str | None:
     """The analysis a quantity is read from (None: the metrics table)."""
     return QUANTITIES[name].analysis if name in QUANTITIES else None
